@@ -1,0 +1,3 @@
+from distill_hetero.cli import main
+
+raise SystemExit(main())

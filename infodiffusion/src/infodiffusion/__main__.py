@@ -1,0 +1,3 @@
+from infodiffusion.cli import main
+
+raise SystemExit(main())

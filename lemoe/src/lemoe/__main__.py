@@ -1,0 +1,3 @@
+from lemoe.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from semantic_peft.cli import main
+
+raise SystemExit(main())

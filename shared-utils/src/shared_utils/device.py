@@ -1,0 +1,82 @@
+"""Accelerator construction: devices, precision, gradient accumulation, tracker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .tracking import configure_wandb_mode, get_logger
+
+if TYPE_CHECKING:  # pragma: no cover
+    from accelerate import Accelerator
+
+_PRECISIONS = ("auto", "no", "fp16", "bf16")
+
+
+@dataclass
+class AcceleratorConfig:
+    """What every package's training loop needs from ``accelerate``."""
+
+    mixed_precision: str = field(
+        default="auto",
+        metadata={"help": "auto (bf16 where the hardware has it, else fp32), no, fp16 or bf16"},
+    )
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
+    tracker: str | None = field(default="wandb", metadata={"help": "wandb or none"})
+    project_name: str = field(default="llm-papers", metadata={"help": "tracker project"})
+    cpu: bool = field(default=False, metadata={"help": "force the CPU even when CUDA is present"})
+
+
+def resolve_mixed_precision(requested: str, cpu: bool = False) -> str:
+    """Map ``auto`` to ``bf16`` on CUDA devices that support it and to ``no`` elsewhere."""
+    import torch
+
+    if requested not in _PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {_PRECISIONS}, got {requested!r}")
+    if requested != "auto":
+        return requested
+    if not cpu and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "no"
+
+
+def build_accelerator(config: AcceleratorConfig | None = None, run_name: str | None = None,
+                      tracker_config: dict[str, Any] | None = None, log: bool = True) -> Accelerator:
+    """Build an :class:`accelerate.Accelerator` and start its tracker.
+
+    The tracker is wandb unless ``config.tracker`` is ``None``/``"none"`` or
+    ``WANDB_MODE=disabled``; its mode follows :func:`configure_wandb_mode`.
+    """
+    from accelerate import Accelerator
+
+    config = config or AcceleratorConfig()
+    tracker = None if config.tracker in (None, "none", "") else config.tracker
+    if tracker == "wandb":
+        mode = configure_wandb_mode()
+        if mode == "disabled":
+            tracker = None
+        else:
+            try:
+                import wandb  # noqa: F401
+            except ImportError:
+                get_logger(__name__).warning("wandb is not installed: tracking is off")
+                tracker = None
+    accelerator = Accelerator(
+        mixed_precision=resolve_mixed_precision(config.mixed_precision, config.cpu),
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        log_with=tracker,
+        cpu=config.cpu,
+    )
+    if tracker is not None:
+        init_kwargs = {"wandb": {"name": run_name}} if run_name else {}
+        accelerator.init_trackers(config.project_name, config=tracker_config or {}, init_kwargs=init_kwargs)
+    if log:
+        get_logger(__name__).info(describe_accelerator(accelerator))
+    return accelerator
+
+
+def describe_accelerator(accelerator: Accelerator) -> str:
+    """One line: device, process count, precision."""
+    return (f"device={accelerator.device} processes={accelerator.num_processes} "
+            f"precision={accelerator.mixed_precision} "
+            f"grad_accum={accelerator.gradient_accumulation_steps}")
