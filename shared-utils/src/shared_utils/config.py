@@ -68,7 +68,7 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) < len(typing.get_args(tp)):
-            return True, args[0] if len(args) == 1 else typing.Union[tuple(args)]
+            return True, args[0] if len(args) == 1 else typing.Union[tuple(args)]  # noqa: UP007
     return False, tp
 
 

@@ -1,0 +1,42 @@
+import subprocess
+import sys
+
+import pytest
+
+from shared_utils.device import AcceleratorConfig, build_accelerator, describe_accelerator, resolve_mixed_precision
+from shared_utils.tracking import configure_wandb_mode
+
+
+def test_auto_precision_is_fp32_on_cpu():
+    assert resolve_mixed_precision("auto", cpu=True) == "no"
+    assert resolve_mixed_precision("bf16") == "bf16"
+    with pytest.raises(ValueError, match="mixed_precision"):
+        resolve_mixed_precision("fp8")
+
+
+def test_accelerator_from_config_without_tracker_when_wandb_disabled(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    acc = build_accelerator(AcceleratorConfig(cpu=True, gradient_accumulation_steps=4))
+    assert acc.gradient_accumulation_steps == 4
+    assert acc.trackers == []
+    line = describe_accelerator(acc)
+    assert line == "device=cpu processes=1 precision=no grad_accum=4"
+
+
+def test_wandb_mode_respects_user_and_defaults_to_offline(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert configure_wandb_mode() == "disabled"
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    assert configure_wandb_mode() == "offline"
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert configure_wandb_mode() == "online"
+
+
+def test_import_is_light():
+    code = ("import sys, time; t = time.perf_counter(); import shared_utils; "
+            "dt = time.perf_counter() - t; heavy = [m for m in ('torch', 'transformers', 'accelerate') "
+            "if m in sys.modules]; print(heavy, dt); assert not heavy and dt < 1.0")
+    subprocess.run([sys.executable, "-c", code], check=True)
