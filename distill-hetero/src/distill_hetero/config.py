@@ -1,0 +1,119 @@
+"""Configuration dataclasses (defaults < YAML < ``--key value`` overrides, via ``shared_utils.config``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared_utils.device import AcceleratorConfig
+
+
+@dataclass
+class StudentConfig:
+    """The student: built from a config of another family than the teacher (or loaded from a folder)."""
+
+    family: str = field(default="gpt2", metadata={"help": "gpt2 | qwen2 | llama, or a model folder/hub id to load"})
+    num_layers: int = field(default=6, metadata={"help": "student depth Ls"})
+    hidden_size: int = field(default=256, metadata={"help": "student width"})
+    num_heads: int = field(default=4, metadata={"help": "attention heads"})
+    intermediate_size: int = field(default=1024, metadata={"help": "MLP width (qwen2/llama; gpt2 uses 4x width)"})
+    max_positions: int = field(default=512, metadata={"help": "context length of the student"})
+    dropout: float = field(default=0.0, metadata={"help": "dropout of the student"})
+    init: str = field(default="teacher_pca", metadata={
+        "help": "random | teacher_pca (token embeddings = teacher embeddings projected on their top principal "
+                "directions, rescaled to the teacher's RMS; the rest random)"})
+
+
+@dataclass
+class MappingConfig:
+    """Which student layer is aligned with which teacher layer (layer 0 = embedding output)."""
+
+    rule: str = field(default="uniform", metadata={"help": "uniform | last-k | skip | explicit"})
+    k: int = field(default=2, metadata={"help": "last-k: number of last layers; skip: stride over student layers"})
+    include_embedding: bool = field(default=True, metadata={"help": "uniform: also align the embedding outputs"})
+    pairs: list[list[int]] = field(default_factory=list, metadata={
+        "help": "explicit: [[student_layer, teacher_layer], ...]"})
+
+
+@dataclass
+class LossConfig:
+    """Output and intermediate losses and how their ratios are set."""
+
+    output: list[str] = field(default_factory=lambda: ["fkl"], metadata={
+        "help": "output-layer losses from the registry: ce, fkl, rkl, skl, srkl"})
+    intermediate: str | None = field(default=None, metadata={"help": "None | mse | mse_ln | cosine"})
+    temperature: float = field(default=1.0, metadata={"help": "KD temperature (losses scaled by T^2)"})
+    skew_alpha: float = field(default=0.1, metadata={"help": "skew KL mixing weight alpha (DistiLLM)"})
+    weights: dict[str, float] = field(default_factory=dict, metadata={
+        "help": "fixed ratio per loss name (default 1.0); also the initial ratio of learned weights"})
+    weighting: str = field(default="fixed", metadata={
+        "help": "fixed | uncertainty (one learned log-variance per loss)"})
+    intermediate_tokens: str = field(default="all", metadata={"help": "all (real tokens) | response"})
+    projector: str = field(default="linear", metadata={"help": "linear | mlp (student width -> teacher width)"})
+
+
+@dataclass
+class DataConfig:
+    """Training data: the built-in set (teacher answers as targets) or a MiniLLM-format file/hub id."""
+
+    train: str = field(default="builtin", metadata={
+        "help": "builtin, a shared-set name (dolly_dev), a .jsonl path or hub id"})
+    builtin_train_size: int = field(default=236, metadata={"help": "built-in instructions used for training"})
+    builtin_eval_size: int = field(default=40, metadata={"help": "held-out built-in instructions for evaluation"})
+    targets: str = field(default="auto", metadata={
+        "help": "auto (references when present, else teacher greedy answers) | references | teacher"})
+    max_prompt_tokens: int = field(default=192, metadata={"help": "prompt truncated (from the left) to this"})
+    max_response_tokens: int = field(default=48, metadata={"help": "response truncated to this (EOS kept)"})
+    cache_dir: str = field(default="~/.cache/distill_hetero", metadata={"help": "teacher answers cache"})
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation, checkpointing, teacher-output caching."""
+
+    steps: int = field(default=90, metadata={"help": "optimizer steps"})
+    batch_size: int = field(default=8, metadata={"help": "per-device micro-batch size"})
+    lr: float = field(default=1e-3, metadata={"help": "peak learning rate (student and projectors)"})
+    weight_lr: float = field(default=1e-2, metadata={"help": "learning rate of the learned log-variances"})
+    warmup_steps: int = field(default=10, metadata={"help": "linear warm-up, then cosine decay"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
+    checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: never)"})
+    resume: bool = field(default=True, metadata={"help": "resume from the latest checkpoint in output_dir"})
+    teacher_cache_top_k: int = field(default=0, metadata={
+        "help": "0: run the teacher every step; k>0: precompute once per example its top-k log-probs (plus the "
+                "rest mass) and the mapped hidden states, reused across epochs and runs"})
+    teacher_dtype: str = field(default="fp32", metadata={"help": "fp32 | bf16 | fp16 for the frozen teacher"})
+    log_every: int = field(default=1, metadata={"help": "log losses and weights every N steps"})
+
+
+@dataclass
+class EvalConfig:
+    """Generation and ROUGE-L."""
+
+    datasets: list[str] = field(default_factory=lambda: ["builtin"], metadata={
+        "help": "builtin and/or shared-set names (dolly_test, selfinst_test, vicuna_test, sinst_test_500, "
+                "uinst_test_500), .jsonl paths or hub ids"})
+    max_examples: int = field(default=0, metadata={"help": "first N examples of each set (0: all)"})
+    batch_size: int = field(default=16, metadata={"help": "generation batch size (left padding)"})
+    max_new_tokens: int = field(default=48, metadata={"help": "generated tokens"})
+    greedy: bool = field(default=True, metadata={"help": "include greedy decoding"})
+    sample_seeds: list[int] = field(default_factory=list, metadata={"help": "seeds for sampled decoding"})
+    temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
+    top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
+
+
+@dataclass
+class RunConfig:
+    """One distillation run."""
+
+    name: str = field(default="kd_inter_learned", metadata={"help": "run name (results file, wandb)"})
+    teacher: str = field(default="smollm2-135m-instruct", metadata={"help": "embedded alias, folder or hub id"})
+    student: StudentConfig = field(default_factory=StudentConfig)
+    mapping: MappingConfig = field(default_factory=MappingConfig)
+    loss: LossConfig = field(default_factory=lambda: LossConfig(intermediate="mse_ln", weighting="uncertainty"))
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    accelerator: AcceleratorConfig = field(default_factory=AcceleratorConfig)
+    seed: int = field(default=0, metadata={"help": "seed of everything"})
+    output_dir: str = field(default="runs/distill-hetero", metadata={"help": "checkpoints and the exported student"})

@@ -1,0 +1,160 @@
+"""MiniLLM-format instruction data: records, the Alpaca template, tokenisation with loss on the
+response only, deterministic resumable batching, and loaders (built-in set, local JSONL, hub ids)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+PROMPT_NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
+                   "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
+PROMPT_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
+                     "context. Write a response that appropriately completes the request.\n\n### Instruction:\n"
+                     "{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+SHARED_SETS = ("dolly_dev", "dolly_test", "selfinst_test", "vicuna_test", "sinst_test_500", "uinst_test_500")
+IGNORE = -100
+
+
+class RecordError(ValueError):
+    """A data record that does not follow the MiniLLM format; the message names the record and field."""
+
+
+@dataclass
+class Record:
+    """One instruction example: the filled prompt and zero or more reference responses."""
+
+    prompt: str
+    references: list[str]
+
+
+def format_prompt(instruction: str, input_text: str = "") -> str:
+    """The Alpaca-style template used by MiniLLM (with or without an input)."""
+    if input_text:
+        return PROMPT_WITH_INPUT.format(instruction=instruction, input=input_text)
+    return PROMPT_NO_INPUT.format(instruction=instruction)
+
+
+def parse_record(raw: object, index: int, source: str = "data", require_output: bool = False) -> Record:
+    """Validate a MiniLLM record (``instruction``, ``input``, ``output`` str or list, ``prompt``)."""
+    where = f"{source} record {index}"
+    if not isinstance(raw, dict):
+        raise RecordError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+    for name in ("instruction", "input", "prompt"):
+        if raw.get(name) is not None and not isinstance(raw[name], str):
+            raise RecordError(f"{where}: field {name!r} must be a string, got {type(raw[name]).__name__}")
+    prompt = raw.get("prompt")
+    if not prompt:
+        if not raw.get("instruction"):
+            raise RecordError(f"{where}: needs a non-empty 'instruction' (or a 'prompt')")
+        prompt = format_prompt(raw["instruction"], raw.get("input") or "")
+    output = raw.get("output")
+    if output is None:
+        references = []
+    elif isinstance(output, str):
+        references = [output]
+    elif isinstance(output, list) and all(isinstance(o, str) for o in output):
+        references = list(output)
+    else:
+        raise RecordError(f"{where}: field 'output' must be a string or a list of strings, got {output!r:.60}")
+    if require_output and not any(r.strip() for r in references):
+        raise RecordError(f"{where}: field 'output' is missing or empty")
+    return Record(prompt=prompt, references=references)
+
+
+def shared_data_root() -> Path:
+    """``$DISTILL_HETERO_DATA`` or ``<repo root>/../shared/data``."""
+    if os.environ.get("DISTILL_HETERO_DATA"):
+        return Path(os.environ["DISTILL_HETERO_DATA"])
+    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+
+
+def load_records(source: str, split: str = "train", limit: int = 0, require_output: bool = False) -> list[Record]:
+    """Records from a shared-set name (``dolly_test``...), a local ``.jsonl``/``.json`` file or a hub id
+    (``MiniLLM/dolly``, loaded with ``datasets``). ``limit`` keeps the first N."""
+    path = Path(source)
+    if source in SHARED_SETS:
+        path = shared_data_root() / "instruction" / f"{source}.jsonl"
+        if not path.is_file():
+            raise FileNotFoundError(f"shared evaluation set {source!r} not found at {path} (set DISTILL_HETERO_DATA)")
+    if path.is_file():
+        text = path.read_text()
+        if path.suffix == ".json":
+            raws = json.loads(text)
+        else:
+            raws = []
+            for n, line in enumerate(text.splitlines()):
+                if line.strip():
+                    try:
+                        raws.append(json.loads(line))
+                    except json.JSONDecodeError as err:
+                        raise RecordError(f"{path} line {n + 1}: not valid JSON ({err.msg})") from None
+    else:
+        import datasets
+
+        raws = list(datasets.load_dataset(source, split=split))
+    if limit:
+        raws = raws[:limit]
+    return [parse_record(r, i, source, require_output) for i, r in enumerate(raws)]
+
+
+@dataclass
+class Example:
+    """A tokenised training example; ``labels`` are ``-100`` on the prompt."""
+
+    index: int
+    input_ids: list[int]
+    labels: list[int]
+
+
+def tokenize_example(tokenizer, index: int, prompt: str, response: str, max_prompt_tokens: int,
+                     max_response_tokens: int) -> Example:
+    """Prompt (left-truncated) + response (right-truncated) + EOS; loss on response and EOS only."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"][: max_response_tokens - 1]
+    response_ids = [*response_ids, tokenizer.eos_token_id]
+    return Example(index, prompt_ids + response_ids, [IGNORE] * len(prompt_ids) + response_ids)
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch: input_ids, attention_mask, labels, index."""
+    width = max(len(e.input_ids) for e in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for row, e in enumerate(examples):
+        ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
+        labels[row, : len(e.labels)] = torch.tensor(e.labels)
+        mask[row, : len(e.input_ids)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels,
+            "index": torch.tensor([e.index for e in examples])}
+
+
+class BatchSchedule:
+    """Which examples each (step, micro-batch, rank) sees: a stream of seeded per-epoch permutations.
+
+    A global step consumes ``batch_size * world_size * accumulation`` examples; micro-batch m of rank r
+    takes slice ``m * world_size + r`` of it. So the position in the data is a function of the step
+    alone (exact resume), and 2 ranks x 1 micro-batch see what 1 rank x 2 micro-batches sees.
+    """
+
+    def __init__(self, num_examples: int, batch_size: int, world_size: int = 1, accumulation: int = 1, seed: int = 0):
+        if num_examples == 0:
+            raise ValueError("the training set is empty")
+        self.n, self.batch_size, self.world_size, self.accumulation, self.seed = (
+            num_examples, batch_size, world_size, accumulation, seed)
+        self._perms: dict[int, list[int]] = {}
+
+    def _perm(self, epoch: int) -> list[int]:
+        if epoch not in self._perms:
+            gen = torch.Generator().manual_seed(self.seed + epoch)
+            self._perms[epoch] = torch.randperm(self.n, generator=gen).tolist()
+        return self._perms[epoch]
+
+    def indices(self, step: int, micro: int = 0, rank: int = 0) -> list[int]:
+        global_size = self.batch_size * self.world_size * self.accumulation
+        start = step * global_size + (micro * self.world_size + rank) * self.batch_size
+        return [self._perm(p // self.n)[p % self.n] for p in range(start, start + self.batch_size)]

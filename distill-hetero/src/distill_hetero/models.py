@@ -1,0 +1,86 @@
+"""Teacher loading and student construction (another family, smaller depth and width, same tokenizer)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, Qwen2Config
+
+from distill_hetero.config import StudentConfig
+from distill_hetero.vocab import check_vocabularies
+from shared_utils.models import load_causal_lm
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def load_teacher(name: str, dtype: str = "fp32"):
+    """``(teacher, tokenizer)``: frozen (eval mode, no gradients)."""
+    if dtype not in DTYPES:
+        raise ValueError(f"train.teacher_dtype={dtype!r} is not one of {sorted(DTYPES)}")
+    teacher, tokenizer = load_causal_lm(name, dtype=DTYPES[dtype])
+    return freeze(teacher), tokenizer
+
+
+def freeze(model):
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def student_config(cfg: StudentConfig, tokenizer):
+    """A transformers config for the student family, sized by ``cfg``, with the tokenizer's vocabulary."""
+    common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.eos_token_id,
+              "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    if cfg.family == "gpt2":
+        return GPT2Config(n_embd=cfg.hidden_size, n_layer=cfg.num_layers, n_head=cfg.num_heads,
+                          n_positions=cfg.max_positions, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
+                          attn_pdrop=cfg.dropout, **common)
+    sizes = {"hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
+             "num_key_value_heads": cfg.num_heads, "intermediate_size": cfg.intermediate_size,
+             "max_position_embeddings": cfg.max_positions, "tie_word_embeddings": True}
+    if cfg.family == "qwen2":
+        return Qwen2Config(attention_dropout=cfg.dropout, **sizes, **common)
+    if cfg.family == "llama":
+        return LlamaConfig(attention_dropout=cfg.dropout, **sizes, **common)
+    return None
+
+
+@torch.no_grad()
+def init_embeddings_from_teacher(student, teacher) -> float:
+    """Student token embeddings = teacher embeddings projected on their top-d_s principal directions
+    (PCA via ``torch.pca_lowrank``), rescaled to the teacher's RMS. Returns the explained variance ratio."""
+    emb_t = teacher.get_input_embeddings().weight.float()
+    emb_s = student.get_input_embeddings().weight
+    width = emb_s.shape[1]
+    centred = emb_t - emb_t.mean(0)
+    _, singular, directions = torch.pca_lowrank(centred, q=min(width, centred.shape[1]), center=False, niter=4)
+    projected = centred @ directions
+    projected = projected * (emb_t.pow(2).mean().sqrt() / projected.pow(2).mean().sqrt())
+    rows = min(emb_s.shape[0], projected.shape[0])
+    emb_s[:rows, : projected.shape[1]] = projected[:rows].to(emb_s.dtype)
+    return float(singular.pow(2).sum() / centred.pow(2).sum())
+
+
+def build_student(cfg: StudentConfig, tokenizer, teacher=None):
+    """A fresh student from ``cfg`` (gpt2 | qwen2 | llama config), or one loaded from a folder/hub id whose
+    tokenizer must equal the teacher's. ``init=teacher_pca`` seeds its token embeddings from the teacher."""
+    config = student_config(cfg, tokenizer)
+    if config is None:
+        student = AutoModelForCausalLM.from_pretrained(cfg.family)
+        check_vocabularies(tokenizer, AutoTokenizer.from_pretrained(cfg.family),
+                           student_vocab_size=student.get_input_embeddings().weight.shape[0])
+    else:
+        student = AutoModelForCausalLM.from_config(config)
+    if cfg.init == "teacher_pca":
+        if teacher is None:
+            raise ValueError("student.init=teacher_pca needs the teacher")
+        init_embeddings_from_teacher(student, teacher)
+    elif cfg.init != "random":
+        raise ValueError(f"student.init={cfg.init!r} is not one of random, teacher_pca")
+    student.train()
+    return student
+
+
+def load_student(path: str):
+    """The exported student: a plain ``AutoModelForCausalLM`` folder (no projectors inside)."""
+    AutoConfig.from_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)

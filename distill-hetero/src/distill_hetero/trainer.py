@@ -1,0 +1,164 @@
+"""The training loop, on ``accelerate``: gradient accumulation, mixed precision, wandb, checkpoints
+every N steps with exact resume (student, projectors, loss weights, optimizer, scheduler, RNG and
+data position), export of the student alone with ``save_pretrained``."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from distill_hetero.config import RunConfig
+from distill_hetero.data import BatchSchedule, Example, collate
+from distill_hetero.distiller import Distiller, TeacherCache, teacher_forward
+from distill_hetero.extraction import hidden_width, num_layers
+from distill_hetero.mapping import resolve_mapping
+from distill_hetero.models import build_student
+from distill_hetero.vocab import check_vocabularies
+from shared_utils.config import config_to_dict
+from shared_utils.device import build_accelerator
+from shared_utils.results import atomic_write_json
+from shared_utils.seeding import seed_everything
+from shared_utils.tracking import get_logger
+
+log = get_logger(__name__)
+STATE_FILE = "trainer_state.json"
+
+
+@dataclass
+class TrainResult:
+    distiller: Distiller
+    history: list[dict]
+    mapping: list[tuple[int, int]]
+    accelerator: object
+
+
+def lr_lambda(warmup: int, total: int):
+    """Linear warm-up to the peak, then cosine decay to 10% of it."""
+    def fn(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return fn
+
+
+def latest_checkpoint(output_dir: str | Path) -> Path | None:
+    """The complete checkpoint with the highest step under ``output_dir/checkpoints``."""
+    root = Path(output_dir) / "checkpoints"
+    done = [p for p in root.glob("step_*") if (p / STATE_FILE).is_file()] if root.is_dir() else []
+    return max(done, key=lambda p: int(p.name.split("_")[1]), default=None)
+
+
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, history: list[dict]) -> Path:
+    """``accelerator.save_state`` into a temporary folder, then an atomic rename."""
+    final = Path(output_dir) / "checkpoints" / f"step_{step}"
+    tmp = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        atomic_write_json(tmp / STATE_FILE, {"step": step, "history": history})
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def train(cfg: RunConfig, teacher, tokenizer, examples: list[Example], teacher_cache: TeacherCache | None = None,
+          accelerator=None, stop_after: int | None = None, progress: bool = True) -> TrainResult:
+    """Distil ``teacher`` into a fresh student on ``examples`` for ``cfg.train.steps`` optimizer steps.
+
+    ``teacher_cache`` replaces the live teacher forward; ``stop_after`` ends the loop early (as if
+    interrupted) after that many steps, which the resume tests use.
+    """
+    accelerator = accelerator or build_accelerator(cfg.accelerator, run_name=cfg.name,
+                                                   tracker_config=config_to_dict(cfg), log=progress)
+    seed_everything(cfg.seed)
+    student = build_student(cfg.student, tokenizer, teacher)
+    vocab = check_vocabularies(tokenizer, tokenizer, teacher.get_input_embeddings().weight.shape[0],
+                               student.get_input_embeddings().weight.shape[0])
+    mapping = resolve_mapping(cfg.mapping, num_layers(student), num_layers(teacher)) if cfg.loss.intermediate else []
+    distiller = Distiller(student, cfg.loss, mapping, hidden_width(teacher), vocab)
+    out_dir = Path(cfg.output_dir)
+    if accelerator.is_main_process:
+        if mapping:
+            log.info("%s: layer mapping (student, teacher) = %s", cfg.name, mapping)
+        atomic_write_json(out_dir / "mapping.json", {"rule": cfg.mapping.rule, "pairs": mapping})
+
+    weight_params = list(distiller.weighting.parameters())
+    weight_ids = {id(p) for p in weight_params}
+    groups = [{"params": [p for p in distiller.parameters() if id(p) not in weight_ids], "lr": cfg.train.lr}]
+    if weight_params:
+        groups.append({"params": weight_params, "lr": cfg.train.weight_lr, "weight_decay": 0.0})
+    optimizer = torch.optim.AdamW(groups, weight_decay=cfg.train.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.train.warmup_steps, cfg.train.steps))
+    distiller, optimizer = accelerator.prepare(distiller, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+    teacher.to(accelerator.device)
+    core = accelerator.unwrap_model(distiller)
+
+    start, history = 0, []
+    checkpoint = latest_checkpoint(out_dir) if cfg.train.resume else None
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        state = json.loads((checkpoint / STATE_FILE).read_text())
+        start, history = state["step"], state["history"]
+        log.info("%s: resumed from %s (step %d)", cfg.name, checkpoint, start)
+
+    accum = accelerator.gradient_accumulation_steps
+    schedule = BatchSchedule(len(examples), cfg.train.batch_size, accelerator.num_processes, accum, cfg.seed)
+    pad_id = tokenizer.pad_token_id
+    end = cfg.train.steps if stop_after is None else min(cfg.train.steps, stop_after)
+    bar = tqdm(range(start, end), desc=cfg.name, disable=not (progress and accelerator.is_main_process))
+    distiller.train()
+    for step in bar:
+        totals, parts_sum, tokens = [], {}, 0
+        for micro in range(accum):
+            idx = schedule.indices(step, micro, accelerator.process_index)
+            batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+            tokens += int(batch["attention_mask"].sum())
+            with accelerator.accumulate(distiller):
+                t_out = None
+                if core.needs_teacher:
+                    t_out = teacher_cache(batch) if teacher_cache is not None else teacher_forward(
+                        teacher, batch, core.teacher_layers, vocab)
+                total, parts = distiller(batch, t_out)
+                accelerator.backward(total)
+                if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(distiller.parameters(), cfg.train.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad()
+            totals.append(total.detach())
+            for name, value in parts.items():
+                parts_sum[name] = parts_sum.get(name, 0.0) + value.detach() / accum
+        entry = {"step": step + 1, "loss": float(accelerator.reduce(torch.stack(totals).mean(), "mean")),
+                 "lr": scheduler.get_last_lr()[0], "tokens": tokens * accelerator.num_processes}
+        scheduler.step()
+        entry.update({f"loss/{n}": float(accelerator.reduce(v, "mean")) for n, v in parts_sum.items()})
+        entry.update({f"weight/{n}": w for n, w in core.weighting.current().items()})
+        history.append(entry)
+        if (step + 1) % cfg.train.log_every == 0:
+            accelerator.log({k: v for k, v in entry.items() if k != "step"}, step=step + 1)
+            bar.set_postfix(loss=f"{entry['loss']:.3f}")
+        if cfg.train.checkpoint_every and (step + 1) % cfg.train.checkpoint_every == 0:
+            save_checkpoint(accelerator, out_dir, step + 1, history)
+    return TrainResult(core, history, mapping, accelerator)
+
+
+def export_student(result: TrainResult, tokenizer, path: str | Path) -> Path:
+    """Save the student alone (no projectors, no loss weights); loads with ``AutoModelForCausalLM``."""
+    path = Path(path)
+    if result.accelerator.is_main_process:
+        result.distiller.student.save_pretrained(path)
+        tokenizer.save_pretrained(path)
+    result.accelerator.wait_for_everyone()
+    return path
