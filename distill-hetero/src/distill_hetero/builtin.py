@@ -60,7 +60,8 @@ def _instructions() -> list[dict[str, str]]:
     for _ in range(20):
         a, b = rng.randint(2, 12), rng.randint(2, 12)
         add(f"What is {a} times {b}?")
-    return items
+    unique = {(r["instruction"], r["input"]): r for r in items}  # drop repeated random sums/products
+    return list(unique.values())
 
 
 def builtin_instructions(seed: int = 0) -> list[dict[str, str]]:

@@ -57,7 +57,7 @@ class DataConfig:
 
     train: str = field(default="builtin", metadata={
         "help": "builtin, a shared-set name (dolly_dev), a .jsonl path or hub id"})
-    builtin_train_size: int = field(default=236, metadata={"help": "built-in instructions used for training"})
+    builtin_train_size: int = field(default=232, metadata={"help": "built-in instructions used for training"})
     builtin_eval_size: int = field(default=40, metadata={"help": "held-out built-in instructions for evaluation"})
     targets: str = field(default="auto", metadata={
         "help": "auto (references when present, else teacher greedy answers) | references | teacher"})
