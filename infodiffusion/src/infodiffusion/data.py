@@ -1,0 +1,171 @@
+"""DiffuSeq JSONL data ({"src": ..., "trg": ...}), tokenisation and packing.
+
+A sequence is ``[CLS] src [SEP] trg [SEP] [PAD]...`` of fixed length; ``target_mask`` is 1
+from the position after the first [SEP] to the end (DiffuSeq's ``input_mask``): those are
+the positions that are noised and generated, pads included (they encode the length).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import torch
+
+from infodiffusion.builtin import builtin_pairs
+
+
+class DataError(ValueError):
+    """A malformed record; the message names the file and line (or record index)."""
+
+
+def _check_record(record, where: str) -> dict[str, str]:
+    if not isinstance(record, dict):
+        raise DataError(f"{where}: expected a JSON object with 'src' and 'trg', got {type(record).__name__}")
+    for key in ("src", "trg"):
+        if key not in record:
+            raise DataError(f"{where}: missing field {key!r}")
+        if not isinstance(record[key], str):
+            raise DataError(f"{where}: field {key!r} must be a string, got {type(record[key]).__name__}")
+    return {"src": record["src"], "trg": record["trg"]}
+
+
+def read_jsonl(path: str | Path, limit: int = 0) -> list[dict[str, str]]:
+    """Read and validate a DiffuSeq JSONL file (blank lines are skipped)."""
+    path = Path(path)
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
+            records.append(_check_record(record, f"{path}:{lineno}"))
+            if limit and len(records) >= limit:
+                break
+    return records
+
+
+def load_pairs(dataset: str, split: str, limit: int = 0) -> list[dict[str, str]]:
+    """``builtin``, a local folder with ``<split>*.jsonl`` or a hub id (via ``datasets``)."""
+    if dataset == "builtin":
+        pairs = builtin_pairs(split)
+        return pairs[:limit] if limit else pairs
+    folder = Path(dataset).expanduser()
+    if folder.is_file():
+        return read_jsonl(folder, limit)
+    if folder.is_dir():
+        exact = folder / f"{split}.jsonl"
+        matches = [exact] if exact.is_file() else sorted(folder.glob(f"{split}*.jsonl"))
+        if not matches:
+            raise FileNotFoundError(f"no {split}.jsonl (or {split}*.jsonl) in {folder}")
+        return read_jsonl(matches[0], limit)
+    hub = datasets.load_dataset(dataset, split=split, streaming=True)
+    records = []
+    for i, record in enumerate(hub):
+        records.append(_check_record(record, f"{dataset}[{split}] record {i}"))
+        if limit and len(records) >= limit:
+            break
+    return records
+
+
+@dataclass
+class VocabMap:
+    """Full tokenizer ids <-> compact ids of the tokens the model can emit."""
+
+    full_ids: list[int]
+    pad: int
+    cls: int
+    sep: int
+    unk: int
+
+    @classmethod
+    def build(cls, tokenizer, token_lists=None, restrict: bool = True) -> VocabMap:
+        specials = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
+        if None in specials:
+            raise ValueError("the tokenizer needs pad, cls, sep and unk tokens")
+        if restrict:
+            seen = set()
+            for tokens in token_lists or []:
+                seen.update(tokens)
+            full = list(dict.fromkeys(specials + sorted(seen - set(specials))))
+        else:
+            full = list(range(len(tokenizer)))
+        index = {f: i for i, f in enumerate(full)}
+        return cls(full, *(index[s] for s in specials))
+
+    def __post_init__(self):
+        self._index = {f: i for i, f in enumerate(self.full_ids)}
+
+    def __len__(self) -> int:
+        return len(self.full_ids)
+
+    @property
+    def special_ids(self) -> list[int]:
+        return [self.pad, self.cls, self.sep]
+
+    def to_compact(self, tokens: list[int]) -> list[int]:
+        return [self._index.get(t, self.unk) for t in tokens]
+
+    def to_full(self, ids: list[int]) -> list[int]:
+        return [self.full_ids[i] for i in ids]
+
+    def state_dict(self) -> dict:
+        return {"full_ids": self.full_ids, "pad": self.pad, "cls": self.cls, "sep": self.sep, "unk": self.unk}
+
+
+def tokenize_pairs(pairs: list[dict[str, str]], tokenizer) -> datasets.Dataset:
+    """``datasets.map`` tokenisation (batched) into full-vocabulary ``src_tok``/``trg_tok``."""
+    def encode(batch):
+        src = tokenizer(batch["src"], add_special_tokens=False)["input_ids"]
+        trg = tokenizer(batch["trg"], add_special_tokens=False)["input_ids"]
+        return {"src_tok": src, "trg_tok": trg}
+
+    return datasets.Dataset.from_list(pairs).map(encode, batched=True, desc="tokenise")
+
+
+def pack(src: list[int], trg: list[int], vocab: VocabMap, seq_len: int) -> tuple[list[int], list[int]]:
+    """``[CLS] src [SEP] trg [SEP] pad...`` in compact ids and its target mask (the longer side is cut)."""
+    src, trg = vocab.to_compact(src), vocab.to_compact(trg)
+    while len(src) + len(trg) + 3 > seq_len:
+        if len(src) >= len(trg):
+            src = src[:-1]
+        else:
+            trg = trg[:-1]
+    head = [vocab.cls, *src, vocab.sep]
+    tail = [*trg, vocab.sep]
+    ids = head + tail + [vocab.pad] * (seq_len - len(head) - len(tail))
+    return ids, [0] * len(head) + [1] * (seq_len - len(head))
+
+
+def pack_dataset(tokenized: datasets.Dataset, vocab: VocabMap, seq_len: int) -> datasets.Dataset:
+    if seq_len < 6:
+        raise ValueError(f"data.seq_len must be at least 6, got {seq_len}")
+
+    def encode(batch):
+        out = [pack(s, t, vocab, seq_len) for s, t in zip(batch["src_tok"], batch["trg_tok"])]
+        return {"input_ids": [o[0] for o in out], "target_mask": [o[1] for o in out]}
+
+    return tokenized.map(encode, batched=True, desc="pack")
+
+
+def as_tensors(packed: datasets.Dataset) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.tensor(packed["input_ids"], dtype=torch.long), torch.tensor(packed["target_mask"], dtype=torch.long)
+
+
+def target_tokens(packed_ids: torch.Tensor, target_mask: torch.Tensor) -> list[list[int]]:
+    """Compact ids at target positions of each row (for the information counts)."""
+    return [row[m.bool()].tolist() for row, m in zip(packed_ids, target_mask)]
+
+
+def decode(ids: torch.Tensor, target_mask: torch.Tensor, vocab: VocabMap, tokenizer) -> list[str]:
+    """Text of the target positions (special tokens dropped, as DiffuSeq does)."""
+    texts = []
+    for row, m in zip(ids.tolist(), target_mask.tolist()):
+        tokens = vocab.to_full([i for i, keep in zip(row, m) if keep])
+        texts.append(tokenizer.decode(tokens, skip_special_tokens=True).strip())
+    return texts

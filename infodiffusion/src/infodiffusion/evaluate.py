@@ -1,0 +1,92 @@
+"""Sample a trained run on an evaluation split, score it, and trace BLEU along the reverse process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from infodiffusion.config import InfoDiffusionConfig, SampleConfig
+from infodiffusion.data import decode, load_pairs
+from infodiffusion.metrics import BertScorer, corpus_sentence_bleu, evaluate_candidates
+from infodiffusion.model import DiffusionTransformer
+from infodiffusion.run import RunArtifacts, load_artifacts
+from infodiffusion.sampling import generate_distributed
+
+
+def load_model(run_dir: str | Path, use_ema: bool = True) -> DiffusionTransformer:
+    return DiffusionTransformer.from_pretrained(Path(run_dir) / ("ema" if use_ema else "model"))
+
+
+def sample_run(cfg: InfoDiffusionConfig, run_dir: str | Path, accelerator=None, n_candidates: int | None = None,
+               sample_cfg: SampleConfig | None = None, record: bool = False,
+               artifacts: RunArtifacts | None = None) -> list[dict]:
+    """Candidates for the evaluation split: dicts with source/candidate/seed/src/ref/hyp."""
+    from accelerate import PartialState
+
+    state = accelerator or PartialState()
+    sample_cfg = sample_cfg or cfg.sample
+    artifacts = artifacts or load_artifacts(cfg, run_dir)
+    model = load_model(run_dir, sample_cfg.use_ema).to(state.device)
+    pairs = load_pairs(cfg.data.dataset, cfg.data.eval_split, cfg.data.max_eval)
+    ids, mask = artifacts.encode(pairs, cfg.data.seq_len)
+    n = n_candidates or sample_cfg.candidates
+    results = generate_distributed(state, model, artifacts.diffusion, ids, mask, sample_cfg, cfg.seed, n, record)
+    texts = decode(torch.stack([r["ids"] for r in results]), mask[[r["source"] for r in results]],
+                   artifacts.vocab, artifacts.tokenizer)
+    records = []
+    for r, text in zip(results, texts):
+        rec = {"source": r["source"], "candidate": r["candidate"], "seed": r["seed"],
+               "src": pairs[r["source"]]["src"], "ref": pairs[r["source"]]["trg"], "hyp": text}
+        if record:
+            steps = r["trajectory"]
+            rec["trajectory"] = decode(steps, mask[r["source"]].expand_as(steps), artifacts.vocab,
+                                       artifacts.tokenizer)
+        records.append(rec)
+    return records
+
+
+def write_samples(records: list[dict], path: str | Path) -> None:
+    from shared_utils.results import atomic_write_text
+
+    lines = [json.dumps({k: v for k, v in r.items() if k != "trajectory"}) for r in records]
+    atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+def group_candidates(records: list[dict]) -> tuple[list[list[str]], list[str]]:
+    """Candidates per source (ordered by candidate index) and the references."""
+    by_source: dict[int, dict[int, str]] = {}
+    refs: dict[int, str] = {}
+    for r in records:
+        by_source.setdefault(r["source"], {})[r["candidate"]] = r["hyp"]
+        refs[r["source"]] = r["ref"]
+    sources = sorted(by_source)
+    return [[by_source[s][c] for c in sorted(by_source[s])] for s in sources], [refs[s] for s in sources]
+
+
+def score_records(records: list[dict], cfg: InfoDiffusionConfig, scorer: BertScorer | None = None) -> dict:
+    candidates, refs = group_candidates(records)
+    if scorer is None and cfg.eval.bertscore_model:
+        scorer = BertScorer(cfg.eval.bertscore_model, cfg.eval.bertscore_layer)
+    return evaluate_candidates(candidates, refs, scorer, cfg.eval.mbr_quality, cfg.eval.mbr_diversity)
+
+
+def bleu_curve(records: list[dict]) -> list[float]:
+    """Mean BLEU of the x̂₀ decoded after each reverse step (records with a trajectory)."""
+    n_steps = len(records[0]["trajectory"])
+    return [corpus_sentence_bleu([r["trajectory"][k] for r in records], [r["ref"] for r in records])
+            for k in range(n_steps)]
+
+
+def steps_to_fraction(curve: list[float], fraction: float = 0.95) -> int:
+    """Fewest reverse steps after which BLEU stays at or above ``fraction`` of its final value."""
+    target = fraction * curve[-1]
+    below = [k for k, v in enumerate(curve) if v < target]
+    return (below[-1] + 2) if below else 1
+
+
+def summarise_curve(curve: list[float], grid: int) -> dict:
+    return {"bleu_by_step": [float(np.round(v, 5)) for v in curve], "reverse_steps": grid,
+            "steps_to_95pct": steps_to_fraction(curve, 0.95)}

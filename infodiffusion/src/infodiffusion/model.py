@@ -1,0 +1,105 @@
+"""The DiffuSeq denoiser f_θ(x_t, t[, x̂₀]) → x̂₀ (Gong et al. 2023, §3; InfoDiffusion §3).
+
+Word embeddings (width ``embedding_dim``) are tied to the rounding head; the transformer is a
+randomly initialised ``transformers`` BERT encoder of width ``hidden_size`` reached through an
+up projection and left through a down projection. A sinusoidal embedding of t and learned
+position embeddings are added to the projected input. With self-conditioning (Chen et al.
+2023, used by InfoDiffusion) the input is [x_t ; x̂₀_prev] along the feature axis.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import BertConfig
+from transformers.models.bert.modeling_bert import BertEncoder
+
+from infodiffusion.config import ModelConfig
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (possibly fractional) steps t [B] -> [B, dim] (Vaswani et al.)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float().unsqueeze(1) * freqs.unsqueeze(0)
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    return emb
+
+
+class DiffusionTransformer(nn.Module):
+    """x̂₀ predictor over a ``vocab_size`` word-embedding space and ``seq_len`` positions."""
+
+    def __init__(self, config: ModelConfig, vocab_size: int, seq_len: int):
+        super().__init__()
+        self.config, self.vocab_size, self.seq_len = config, vocab_size, seq_len
+        d, h = config.embedding_dim, config.hidden_size
+        self.word_embedding = nn.Embedding(vocab_size, d)
+        nn.init.normal_(self.word_embedding.weight, std=1.0 / math.sqrt(d))
+        in_dim = 2 * d if config.self_conditioning else d
+        self.input_up_proj = nn.Sequential(nn.Linear(in_dim, h), nn.Tanh(), nn.Linear(h, h))
+        self.time_embed = nn.Sequential(nn.Linear(h, 4 * h), nn.SiLU(), nn.Linear(4 * h, h))
+        self.position_embedding = nn.Embedding(seq_len, h)
+        self.layer_norm = nn.LayerNorm(h, eps=1e-12)
+        self.dropout = nn.Dropout(config.dropout)
+        bert = BertConfig(hidden_size=h, num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
+                          intermediate_size=config.intermediate_size, hidden_dropout_prob=config.dropout,
+                          attention_probs_dropout_prob=config.dropout, max_position_embeddings=seq_len,
+                          vocab_size=1)
+        bert._attn_implementation = "sdpa"
+        self.encoder = BertEncoder(bert)
+        self.output_down_proj = nn.Sequential(nn.Linear(h, h), nn.Tanh(), nn.Linear(h, d))
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """EMB(w): ids [B, L] -> [B, L, d]."""
+        return self.word_embedding(ids)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Rounding head tied to the embedding: x [.., d] -> [.., V]."""
+        return x @ self.word_embedding.weight.t()
+
+    def build_input(self, x_t: torch.Tensor, target_mask: torch.Tensor,
+                    self_cond: torch.Tensor | None) -> torch.Tensor:
+        """[x_t ; x̂₀_prev], the self-conditioning channel zero at source positions and when absent."""
+        if not self.config.self_conditioning:
+            return x_t
+        if self_cond is None:
+            cond = torch.zeros_like(x_t)
+        else:
+            cond = torch.where(target_mask.bool().unsqueeze(-1), self_cond, torch.zeros_like(self_cond))
+        return torch.cat([x_t, cond], dim=-1)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, target_mask: torch.Tensor,
+                self_cond: torch.Tensor | None = None) -> torch.Tensor:
+        """Predict x̂₀ [B, L, d] from x_t [B, L, d] at steps t [B]."""
+        h = self.input_up_proj(self.build_input(x_t, target_mask, self_cond))
+        positions = torch.arange(x_t.shape[1], device=x_t.device)
+        temb = self.time_embed(timestep_embedding(t, h.shape[-1]))
+        h = h + self.position_embedding(positions).unsqueeze(0) + temb.unsqueeze(1)
+        h = self.dropout(self.layer_norm(h))
+        h = self.encoder(h)[0]
+        return self.output_down_proj(h)
+
+    def save_pretrained(self, folder: str | Path, state_dict: dict | None = None) -> None:
+        """Write ``config.json`` + ``model.safetensors`` (weights of ``state_dict``, default own)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"model": asdict(self.config), "vocab_size": self.vocab_size, "seq_len": self.seq_len}
+        (folder / "config.json").write_text(json.dumps(meta, indent=2))
+        tensors = {k: v.detach().cpu().contiguous() for k, v in (state_dict or self.state_dict()).items()}
+        save_file(tensors, str(folder / "model.safetensors"))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> DiffusionTransformer:
+        folder = Path(folder)
+        meta = json.loads((folder / "config.json").read_text())
+        model = cls(ModelConfig(**meta["model"]), meta["vocab_size"], meta["seq_len"])
+        model.load_state_dict(load_file(str(folder / "model.safetensors")))
+        return model

@@ -1,0 +1,78 @@
+"""Everything a run needs besides the network: tokenizer, vocabulary map, information scores,
+the diffusion process and the packed training data; saved next to the weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from infodiffusion.config import InfoDiffusionConfig
+from infodiffusion.data import (VocabMap, as_tensors, load_pairs, pack_dataset, target_tokens,
+                                tokenize_pairs)
+from infodiffusion.diffusion import TextDiffusion
+from infodiffusion.information import InformationScores
+from infodiffusion.schedule import NoiseSchedule
+
+
+def load_tokenizer(name: str):
+    from shared_utils.models import resolve_model
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(resolve_model(name).path))
+
+
+def build_diffusion(cfg: InfoDiffusionConfig, info: InformationScores | None) -> TextDiffusion:
+    d = cfg.diffusion
+    schedule = NoiseSchedule(d.schedule, d.steps, d.info_lambda, d.eps)
+    return TextDiffusion(schedule, info if schedule.per_token else None, d.sample_schedule)
+
+
+@dataclass
+class RunArtifacts:
+    tokenizer: object
+    vocab: VocabMap
+    info: InformationScores
+    diffusion: TextDiffusion
+    train_ids: torch.Tensor | None = None
+    train_mask: torch.Tensor | None = None
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        from shared_utils.results import atomic_write_json
+
+        atomic_write_json(folder / "vocab.json", self.vocab.state_dict())
+        atomic_write_json(folder / "info.json", self.info.state_dict())
+
+    def encode(self, pairs: list[dict[str, str]], seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return as_tensors(pack_dataset(tokenize_pairs(pairs, self.tokenizer), self.vocab, seq_len))
+
+
+def prepare_artifacts(cfg: InfoDiffusionConfig, save_to: str | Path | None = None) -> RunArtifacts:
+    """Tokenise the training split, build the vocabulary map and information scores."""
+    from shared_utils.config import dump_config
+
+    tokenizer = load_tokenizer(cfg.data.tokenizer)
+    pairs = load_pairs(cfg.data.dataset, cfg.data.train_split, cfg.data.max_train)
+    tokenized = tokenize_pairs(pairs, tokenizer)
+    vocab = VocabMap.build(tokenizer, [s + t for s, t in zip(tokenized["src_tok"], tokenized["trg_tok"])],
+                           restrict=cfg.data.restrict_vocab)
+    ids, mask = as_tensors(pack_dataset(tokenized, vocab, cfg.data.seq_len))
+    info = InformationScores.from_targets(target_tokens(ids, mask), len(vocab), vocab.special_ids,
+                                          cfg.diffusion.info_score)
+    artifacts = RunArtifacts(tokenizer, vocab, info, build_diffusion(cfg, info), ids, mask)
+    if save_to is not None:
+        artifacts.save(save_to)
+        dump_config(cfg, Path(save_to) / "config.yaml")
+    return artifacts
+
+
+def load_artifacts(cfg: InfoDiffusionConfig, folder: str | Path) -> RunArtifacts:
+    """Artifacts of a trained run folder (no training data)."""
+    folder = Path(folder)
+    vocab = VocabMap(**json.loads((folder / "vocab.json").read_text()))
+    info = InformationScores.from_state_dict(json.loads((folder / "info.json").read_text()))
+    return RunArtifacts(load_tokenizer(cfg.data.tokenizer), vocab, info, build_diffusion(cfg, info))
