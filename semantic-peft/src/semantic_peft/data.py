@@ -1,0 +1,256 @@
+"""Knowledge data: facts, loaders for ZsRE (MEND), CounterFact (EasyEdit), JSONL and hub ids,
+and the tokenisation shared by training, measurement and evaluation.
+
+A fact is ``(prompt, target, paraphrases, unrelated probes)``. The model learns the
+continuation ``prompt + " " + target``; only the target tokens are supervised.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from shared_utils.tracking import get_logger
+
+logger = get_logger(__name__)
+
+
+class RecordError(ValueError):
+    """A malformed record; the message names the record index and the field."""
+
+
+@dataclass
+class Probe:
+    """A prompt and its expected answer (a paraphrase or an unrelated locality probe)."""
+
+    prompt: str
+    target: str
+
+
+@dataclass
+class Fact:
+    prompt: str
+    target: str
+    paraphrases: list[str] = field(default_factory=list)
+    unrelated: list[Probe] = field(default_factory=list)
+    subject: str | None = None
+    relation: str | None = None
+    fact_id: str | None = None
+
+
+def _text(record: dict[str, Any], key: str, index: int, source: str, required: bool = True) -> str | None:
+    value = record.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"{source}: record {index} field {key!r} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _texts(record: dict[str, Any], key: str, index: int, source: str) -> list[str]:
+    value = record.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise RecordError(f"{source}: record {index} field {key!r} must be a string or a list of non-empty "
+                          f"strings, got {value!r}")
+    return [v.strip() for v in value]
+
+
+def fact_from_zsre(record: dict[str, Any], index: int, source: str = "zsre") -> Fact:
+    """MEND ZsRE: learn ``alt`` for ``src``; ``rephrase`` is the paraphrase, ``loc``/``loc_ans`` unrelated."""
+    unrelated = []
+    loc = _text(record, "loc", index, source, required=False)
+    if loc is not None:
+        unrelated.append(Probe(loc.removeprefix("nq question: "), _text(record, "loc_ans", index, source)))
+    return Fact(prompt=_text(record, "src", index, source), target=_text(record, "alt", index, source),
+                paraphrases=_texts(record, "rephrase", index, source), unrelated=unrelated,
+                subject=_text(record, "subject", index, source, required=False), relation="zsre",
+                fact_id=f"zsre-{index}")
+
+
+def fact_from_counterfact(record: dict[str, Any], index: int, source: str = "counterfact") -> Fact:
+    """EasyEdit CounterFact: learn ``target_new`` for ``prompt``; locality prompt/ground truth unrelated."""
+    unrelated = []
+    loc = _text(record, "locality_prompt", index, source, required=False)
+    if loc is not None:
+        unrelated.append(Probe(loc, _text(record, "locality_ground_truth", index, source)))
+    return Fact(prompt=_text(record, "prompt", index, source), target=_text(record, "target_new", index, source),
+                paraphrases=_texts(record, "rephrase_prompt", index, source), unrelated=unrelated,
+                subject=_text(record, "subject", index, source, required=False), relation="counterfact",
+                fact_id=str(record.get("case_id", f"counterfact-{index}")))
+
+
+def fact_from_jsonl(record: dict[str, Any], index: int, source: str = "jsonl") -> Fact:
+    """Generic schema: ``prompt``, ``target``, optional ``paraphrases`` and ``unrelated``
+    (a list of ``{"prompt", "target"}``), ``subject``, ``relation``, ``id``."""
+    unrelated_raw = record.get("unrelated") or []
+    if not isinstance(unrelated_raw, list):
+        raise RecordError(f"{source}: record {index} field 'unrelated' must be a list, got {unrelated_raw!r}")
+    unrelated = []
+    for j, probe in enumerate(unrelated_raw):
+        if not isinstance(probe, dict):
+            raise RecordError(f"{source}: record {index} field 'unrelated[{j}]' must be an object, got {probe!r}")
+        unrelated.append(Probe(_text(probe, "prompt", index, f"{source} unrelated[{j}]"),
+                               _text(probe, "target", index, f"{source} unrelated[{j}]")))
+    return Fact(prompt=_text(record, "prompt", index, source), target=_text(record, "target", index, source),
+                paraphrases=_texts(record, "paraphrases", index, source), unrelated=unrelated,
+                subject=_text(record, "subject", index, source, required=False),
+                relation=_text(record, "relation", index, source, required=False),
+                fact_id=str(record.get("id", f"fact-{index}")))
+
+
+PARSERS = {"zsre": fact_from_zsre, "counterfact": fact_from_counterfact, "jsonl": fact_from_jsonl}
+
+
+def detect_format(record: dict[str, Any]) -> str:
+    if {"src", "alt"} <= record.keys():
+        return "zsre"
+    if {"prompt", "target_new"} <= record.keys():
+        return "counterfact"
+    if {"prompt", "target"} <= record.keys():
+        return "jsonl"
+    raise RecordError(f"record 0 matches no known schema (keys {sorted(record)}); expected ZsRE (src, alt), "
+                      "CounterFact (prompt, target_new) or generic (prompt, target)")
+
+
+def parse_records(records: list[Any], fmt: str = "auto", source: str = "data", skip_invalid: bool = False) -> list[Fact]:
+    """Facts from raw records; a non-object record or a bad field raises :class:`RecordError` naming it.
+
+    With ``skip_invalid`` such records are dropped instead and the drops logged (the MEND ZsRE
+    eval split, for one, has records with an empty ``alt``).
+    """
+    if not records:
+        raise RecordError(f"{source}: no records")
+    for i, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise RecordError(f"{source}: record {i} must be a JSON object, got {type(record).__name__}")
+    if fmt == "auto":
+        fmt = detect_format(records[0])
+    if fmt not in PARSERS:
+        raise ValueError(f"data.format must be one of auto, {', '.join(PARSERS)}; got {fmt!r}")
+    facts, skipped = [], []
+    for i, record in enumerate(records):
+        try:
+            facts.append(PARSERS[fmt](record, i, source))
+        except RecordError as err:
+            if not skip_invalid:
+                raise
+            skipped.append(str(err))
+    if skipped:
+        logger.warning("skipped %d invalid records of %s, e.g. %s", len(skipped), source, skipped[0])
+    return facts
+
+
+def read_records(path: Path) -> list[Any]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        records = []
+        for line_no, line in enumerate(text.splitlines()):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise RecordError(f"{path}: line {line_no + 1} is not valid JSON ({err.msg})") from None
+        return records
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise RecordError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, list):
+        raise RecordError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
+    return data
+
+
+def load_facts(source: str = "builtin", fmt: str = "auto", split: str = "train", max_facts: int | None = None,
+               builtin_per_relation: int = 30, builtin_seed: int = 0, skip_invalid: bool = False) -> list[Fact]:
+    """Facts from ``builtin``, a local ``.json``/``.jsonl`` file, or a hub dataset id (via ``datasets``)."""
+    if source == "builtin":
+        from semantic_peft.builtin_facts import builtin_facts
+
+        facts = builtin_facts(builtin_per_relation, builtin_seed)
+    elif Path(source).exists():
+        facts = parse_records(read_records(Path(source)), fmt, str(source), skip_invalid)
+    else:
+        from datasets import load_dataset
+
+        facts = parse_records(list(load_dataset(source, split=split)), fmt, f"{source}[{split}]", skip_invalid)
+    return facts[:max_facts] if max_facts else facts
+
+
+# ----------------------------------------------------------------------------- tokenisation
+
+@dataclass
+class Encoded:
+    """Right-padded ``prompt + target`` sequences; ``labels`` are -100 outside the target."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+    prompt_lengths: torch.Tensor  # index of the first target token
+    target_ids: list[list[int]]
+
+    def to(self, device: Any) -> Encoded:
+        return Encoded(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device),
+                       self.prompt_lengths.to(device), self.target_ids)
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+
+def target_token_ids(tokenizer: Any, target: str) -> list[int]:
+    """Target tokens as continued after a prompt: a leading space, no special tokens."""
+    return tokenizer(" " + target, add_special_tokens=False)["input_ids"]
+
+
+def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]], append_eos: bool = False) -> Encoded:
+    """Tokenise ``(prompt, target)`` pairs, right-padded (so no real token attends to padding)."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    rows, labels, prompt_lengths, targets = [], [], [], []
+    for i, (prompt, target) in enumerate(pairs):
+        prompt_ids = tokenizer(prompt)["input_ids"]
+        target_ids = target_token_ids(tokenizer, target)
+        if not prompt_ids or not target_ids:
+            raise RecordError(f"pair {i}: prompt {prompt!r} or target {target!r} tokenises to nothing")
+        supervised = target_ids + ([tokenizer.eos_token_id] if append_eos else [])
+        rows.append(prompt_ids + supervised)
+        labels.append([-100] * len(prompt_ids) + supervised)
+        prompt_lengths.append(len(prompt_ids))
+        targets.append(target_ids)
+    width = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    label_tensor = torch.full((len(rows), width), -100, dtype=torch.long)
+    for i, (row, label) in enumerate(zip(rows, labels)):
+        input_ids[i, : len(row)] = torch.tensor(row)
+        attention[i, : len(row)] = 1
+        label_tensor[i, : len(label)] = torch.tensor(label)
+    return Encoded(input_ids, attention, label_tensor, torch.tensor(prompt_lengths), targets)
+
+
+def fact_pairs(facts: list[Fact]) -> list[tuple[str, str]]:
+    return [(f.prompt, f.target) for f in facts]
+
+
+def paraphrase_pairs(facts: list[Fact], max_paraphrases: int = 2) -> tuple[list[tuple[str, str]], list[int]]:
+    """All paraphrase probes and, for each, the index of its fact."""
+    pairs, owners = [], []
+    for i, fact in enumerate(facts):
+        for paraphrase in fact.paraphrases[:max_paraphrases]:
+            pairs.append((paraphrase, fact.target))
+            owners.append(i)
+    return pairs, owners
+
+
+def unrelated_pairs(facts: list[Fact]) -> list[tuple[str, str]]:
+    """The unrelated probes of all facts, de-duplicated, in first-seen order."""
+    seen: dict[tuple[str, str], None] = {}
+    for fact in facts:
+        for probe in fact.unrelated:
+            seen.setdefault((probe.prompt, probe.target), None)
+    return list(seen)

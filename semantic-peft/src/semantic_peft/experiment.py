@@ -1,0 +1,215 @@
+"""One experiment: measure the base model, optionally filter, train with the configured method
+and loss, then measure drift, interference and accuracy. Used by ``semantic-peft train`` and
+by the reproduction (which measures the base model once and shares it between rows)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from semantic_peft.adapters import adapted_module_names, is_peft, save_model, wrap_model
+from semantic_peft.config import ExperimentConfig, TrainConfig
+from semantic_peft.data import Fact, encode_pairs, load_facts
+from semantic_peft.evaluation import base_reference, evaluate
+from semantic_peft.filtering import FilterReport, filter_facts
+from semantic_peft.semantic import (
+    bucket_by_distance,
+    drift_summary,
+    input_embedding,
+    interference_summary,
+    measure_distances,
+    prompt_end_hidden,
+    target_embeddings,
+)
+from semantic_peft.training import train
+from shared_utils.config import config_to_dict, dump_config
+from shared_utils.device import build_accelerator
+from shared_utils.seeding import seed_everything
+from shared_utils.tracking import get_logger
+
+logger = get_logger(__name__)
+
+
+def load_model(name: str) -> tuple[torch.nn.Module, Any]:
+    from shared_utils.models import load_causal_lm
+
+    return load_causal_lm(name)
+
+
+def facts_for(config: ExperimentConfig) -> list[Fact]:
+    d = config.data
+    return load_facts(d.source, d.format, d.split, d.max_facts, d.builtin_per_relation, d.builtin_seed,
+                      d.skip_invalid)
+
+
+@dataclass
+class BaseMeasurements:
+    """Everything measured on the untouched base model, for all facts."""
+
+    distance: torch.Tensor  # (N,) target semantic distance
+    hidden: torch.Tensor  # (N, H) hidden state at the last prompt position
+    locality_reference: list[list[int]]  # greedy continuations of the unrelated prompts
+    metrics: dict[str, Any]  # evaluation of the base model
+    target_units: torch.Tensor  # (N, H) unit-norm target embeddings (for filtering)
+
+
+def measure_base(model: torch.nn.Module, tokenizer: Any, facts: list[Fact], config: ExperimentConfig) -> BaseMeasurements:
+    bs = config.eval.batch_size
+    enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts], config.data.append_eos)
+    reference = base_reference(model, tokenizer, facts, config.eval.locality_tokens, bs)
+    return BaseMeasurements(
+        distance=measure_distances(model, enc, bs),
+        hidden=prompt_end_hidden(model, enc, config.analysis.feature_layer, bs),
+        locality_reference=reference,
+        metrics=evaluate(model, tokenizer, facts, reference, config.data.max_paraphrases,
+                         config.eval.locality_tokens, bs)["metrics"],
+        target_units=target_embeddings(tokenizer, input_embedding(model), [f.target for f in facts]),
+    )
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The base model back from a temporary adapter (LoRA/IA3 layers removed)."""
+    if not is_peft(model):
+        return model
+    if model.peft_config[model.active_adapter].is_prompt_learning:
+        return model.get_base_model()
+    return model.unload()
+
+
+def alone_vs_joint(base: torch.nn.Module, tokenizer: Any, facts: list[Fact], config: ExperimentConfig,
+                   accelerator: Any) -> tuple[torch.nn.Module, dict[int, float]]:
+    """Learn each of ``analysis.alone_facts`` facts (spread over the list) alone with a fresh
+    adapter, with the same epochs and learning rate as the joint run, so each fact gets the same
+    number of updates on itself. Returns the unchanged base model and ``{index: exact match}``."""
+    if config.peft.method == "full":
+        raise ValueError("analysis.alone_facts needs a peft method (the base model must stay unchanged)")
+    k = min(config.analysis.alone_facts, len(facts))
+    chosen = sorted({round(i * (len(facts) - 1) / max(k - 1, 1)) for i in range(k)})
+    single = TrainConfig(**{**config_to_dict(config.train), "batch_size": 1, "track_distance": False})
+    alone: dict[int, float] = {}
+    for index in chosen:
+        seed_everything(config.seed)
+        model = wrap_model(base, config.peft)
+        train(model, tokenizer, [facts[index]], single, config.reweight, accelerator, config.seed,
+              config.data.append_eos, desc=f"alone {index}")
+        alone[index] = evaluate(model, tokenizer, [facts[index]], None, 0, batch_size=1)["metrics"]["train_em"]
+        base = _unwrap(model)
+    return base, alone
+
+
+def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = None, tokenizer: Any = None,
+                   facts: list[Fact] | None = None, base: BaseMeasurements | None = None,
+                   figure_path: str | Path | None = None) -> dict[str, Any]:
+    """Run ``config`` end to end.
+
+    Returns ``{"metrics", "details", "wall_time_s", "model"}``; ``model`` is the trained model
+    (a peft model unless ``peft.method == "full"``), everything else is JSON-able.
+    """
+    start = time.time()
+    seed_everything(config.seed)
+    if model is None:
+        model, tokenizer = load_model(config.model)
+    facts = facts if facts is not None else facts_for(config)
+    accelerator = build_accelerator(config.accelerator, run_name=config.name, tracker_config=config_to_dict(config))
+    model.to(accelerator.device)
+    eval_bs = config.eval.batch_size
+    if base is None:
+        base = measure_base(model, tokenizer, facts, config)
+
+    kept = list(range(len(facts)))
+    report: FilterReport | None = None
+    if config.filter.enabled:
+        report = filter_facts(base.distance, base.target_units, config.filter)
+        kept = report.kept
+        logger.info("filtering kept %d of %d facts (%s)", len(kept), len(facts), report.as_dict()["dropped_by_reason"])
+    kept_t = torch.tensor(kept, dtype=torch.long)
+    train_facts = [facts[i] for i in kept]
+
+    alone: dict[int, float] = {}
+    if config.analysis.alone_facts > 0:
+        model, alone = alone_vs_joint(model, tokenizer, train_facts, config, accelerator)
+
+    seed_everything(config.seed)
+    model = wrap_model(model, config.peft)
+    model.to(accelerator.device)
+    train_start = time.time()
+    history = train(model, tokenizer, train_facts, config.train, config.reweight, accelerator, config.seed,
+                    config.data.append_eos, desc=config.name)
+    train_time = time.time() - train_start
+
+    all_enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts], config.data.append_eos)
+    final_distance = measure_distances(model, all_enc, eval_bs)
+    train_enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in train_facts], config.data.append_eos)
+    features = prompt_end_hidden(model, train_enc, config.analysis.feature_layer, eval_bs) - base.hidden[kept_t]
+    evaluation = evaluate(model, tokenizer, facts, base.locality_reference, config.data.max_paraphrases,
+                          config.eval.locality_tokens, eval_bs)
+    per_fact = evaluation["per_fact"]
+    trajectory = torch.stack([base.distance[kept_t], *history.trajectory, final_distance[kept_t]])
+
+    metrics: dict[str, Any] = {
+        **evaluation["metrics"],
+        "trained_facts": len(kept),
+        "train_em_trained": float(per_fact["train_em"][kept_t].mean()),
+        "train_acc_trained": float(per_fact["train_acc"][kept_t].mean()),
+        **drift_summary(trajectory),
+        **interference_summary(features, [f.relation for f in train_facts]),
+        "final_loss": history.losses[-1] if history.losses else None,
+        "train_time_s": train_time,
+        "optimizer_steps": history.steps,
+    }
+    if "para_acc" in per_fact:
+        metrics["para_acc_trained"] = float(per_fact["para_acc"][kept_t].mean())
+    if alone:
+        metrics["alone_em"] = sum(alone.values()) / len(alone)
+        metrics["joint_em_same_facts"] = sum(float(per_fact["train_em"][kept[j]]) for j in alone) / len(alone)
+
+    relations = [f.relation for f in train_facts]
+    details: dict[str, Any] = {
+        "base_metrics": base.metrics,
+        "buckets_by_initial_distance": {
+            "train_em": bucket_by_distance(base.distance[kept_t], per_fact["train_em"][kept_t],
+                                           config.analysis.distance_buckets),
+            "distance_change": bucket_by_distance(base.distance[kept_t], (final_distance - base.distance)[kept_t],
+                                                  config.analysis.distance_buckets),
+        },
+        "per_relation": _per_relation(facts, kept, per_fact, base.distance, final_distance),
+        "distance_trajectory_mean": trajectory.nanmean(1).tolist(),
+        "loss_curve": history.losses,
+    }
+    if report is not None:
+        details["filter"] = report.as_dict([f.fact_id or str(i) for i, f in enumerate(facts)])
+    if alone:
+        details["alone_vs_joint"] = [{"fact": train_facts[j].fact_id, "alone_em": alone[j],
+                                      "joint_em": float(per_fact["train_em"][kept[j]])} for j in alone]
+    if is_peft(model):
+        wrapped = adapted_module_names(model)
+        details["adapted_modules"] = {"count": len(wrapped), "names": sorted({n.rsplit(".", 1)[-1] for n in wrapped})}
+    out_dir = Path(config.output_dir) / config.name
+    if config.save_model:
+        save_model(accelerator.unwrap_model(model), out_dir / ("adapter" if is_peft(model) else "model"), tokenizer)
+        dump_config(config, out_dir / "config.yaml")
+    if config.analysis.figures and accelerator.is_main_process:
+        from semantic_peft.figures import run_figure
+
+        run_figure(figure_path or out_dir / "figure.png", f"{config.name} ({config.peft.method})",
+                   base.distance[kept_t], final_distance[kept_t], trajectory, features, relations)
+    accelerator.end_training()
+    return {"metrics": metrics, "details": details, "wall_time_s": time.time() - start, "model": model}
+
+
+def _per_relation(facts: list[Fact], kept: list[int], per_fact: dict[str, torch.Tensor], base: torch.Tensor,
+                  final: torch.Tensor) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for relation in sorted({f.relation or "" for f in facts}):
+        idx = torch.tensor([i for i in kept if (facts[i].relation or "") == relation], dtype=torch.long)
+        if len(idx) == 0:
+            continue
+        out[relation] = {"n": len(idx), "train_em": float(per_fact["train_em"][idx].mean()),
+                         "distance_base": float(base[idx].mean()), "distance_final": float(final[idx].mean())}
+        if "para_acc" in per_fact:
+            out[relation]["para_acc"] = float(per_fact["para_acc"][idx].mean())
+    return out

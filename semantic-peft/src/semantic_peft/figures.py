@@ -1,0 +1,73 @@
+"""Matplotlib figures: distance histograms before/after, drift trajectories, PCA of knowledge features."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def pca_2d(features: torch.Tensor) -> torch.Tensor:
+    """Project rows onto their first two principal components (centred SVD), (N, 2)."""
+    centred = features.float() - features.float().mean(0, keepdim=True)
+    _, _, v = torch.linalg.svd(centred, full_matrices=False)
+    return centred @ v[:2].T
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def run_figure(path: str | Path, title: str, base: torch.Tensor, final: torch.Tensor,
+               trajectory: torch.Tensor | None, features: torch.Tensor | None,
+               groups: list[str | None] | None = None, max_lines: int = 60) -> Path:
+    """One PNG with three panels: histograms of base vs final distance, per-fact drift
+    trajectories (pushed-away facts in red), and the 2-D PCA of knowledge features."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    bins = torch.linspace(0, float(max(base.max(), final.max())) * 1.05 + 1e-6, 30).tolist()
+    axes[0].hist(base.tolist(), bins=bins, alpha=0.6, label="before (base)")
+    axes[0].hist(final.tolist(), bins=bins, alpha=0.6, label="after training")
+    axes[0].set(xlabel="target semantic distance d", ylabel="facts", title="distance before / after")
+    axes[0].legend()
+    if trajectory is not None and trajectory.shape[0] > 1:
+        pushed = trajectory[-1] > trajectory[0]
+        step = max(1, trajectory.shape[1] // max_lines)
+        for j in range(0, trajectory.shape[1], step):
+            axes[1].plot(trajectory[:, j].tolist(), color="tab:red" if pushed[j] else "tab:blue", alpha=0.35, lw=0.8)
+        axes[1].plot(trajectory.mean(1).tolist(), color="black", lw=2, label="mean")
+        axes[1].set(xlabel="epoch (0 = base)", ylabel="d", title=f"drift ({int(pushed.sum())} of "
+                    f"{len(pushed)} pushed away, red)")
+        axes[1].legend()
+    else:
+        axes[1].set_axis_off()
+    if features is not None and len(features) >= 3:
+        points = pca_2d(features)
+        labels = groups or [None] * len(points)
+        for group in sorted({g or "" for g in labels}):
+            idx = [i for i, g in enumerate(labels) if (g or "") == group]
+            axes[2].scatter(points[idx, 0].tolist(), points[idx, 1].tolist(), s=10, label=group or None)
+        axes[2].set(xlabel="PC1", ylabel="PC2", title="knowledge features (h_on - h_off), PCA")
+        if groups:
+            axes[2].legend(fontsize=7, markerscale=1.5)
+    else:
+        axes[2].set_axis_off()
+    fig.suptitle(title)
+    try:
+        return _save(fig, Path(path))
+    finally:
+        plt.close(fig)

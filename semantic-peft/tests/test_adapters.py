@@ -1,0 +1,75 @@
+import logging
+
+import pytest
+import torch
+
+from semantic_peft.adapters import (
+    TargetModulesError,
+    check_target_modules,
+    forward,
+    load_adapter,
+    merge,
+    save_model,
+    wrap_model,
+)
+from semantic_peft.config import PeftSettings
+from semantic_peft.data import encode_pairs
+
+
+def _perturb(model, scale=0.3):
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(scale * torch.randn_like(p))
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3", "prompt_tuning", "prefix_tuning"])
+def test_save_load_gives_identical_logits(method, tokenizer, facts, tmp_path, make_llama):
+    enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts[:4]])
+    model = wrap_model(make_llama(), PeftSettings(method=method, num_virtual_tokens=3))
+    torch.manual_seed(1)
+    _perturb(model)
+    expected = forward(model, enc)[0]
+    path = save_model(model, tmp_path / "adapter", tokenizer)
+    assert (path / "adapter_config.json").is_file()
+    assert not list(tmp_path.glob(".adapter.*"))  # no staging folder left behind
+    loaded = load_adapter(make_llama(), path)
+    assert torch.equal(forward(loaded, enc)[0], expected)
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_merge_and_unload_matches(method, tokenizer, facts, make_llama):
+    enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts[:4]])
+    model = wrap_model(make_llama(), PeftSettings(method=method))
+    torch.manual_seed(2)
+    _perturb(model)
+    expected = forward(model, enc)[0]
+    merged = merge(model)
+    assert type(merged).__name__ == "LlamaForCausalLM"
+    assert not any("lora" in n or "ia3" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(forward(merged, enc)[0], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_prompt_tuning_cannot_merge(make_llama):
+    model = wrap_model(make_llama(), PeftSettings(method="prompt_tuning", num_virtual_tokens=2))
+    with pytest.raises(ValueError, match="cannot be merged"):
+        merge(model)
+
+
+def test_unmatched_target_modules_is_an_error(make_llama, make_gpt2):
+    model = make_llama()
+    with pytest.raises(TargetModulesError, match=r"\['c_attn'\] match no module of LlamaForCausalLM.*q_proj"):
+        wrap_model(model, PeftSettings(method="lora", target_modules=["q_proj", "c_attn"]))
+    with pytest.raises(TargetModulesError, match="match no module of GPT2LMHeadModel"):
+        check_target_modules(make_gpt2(), ["q_proj"])
+
+
+def test_resolved_target_modules_are_logged(make_gpt2, caplog):
+    caplog.set_level(logging.INFO, logger="semantic_peft.adapters")
+    wrap_model(make_gpt2(), PeftSettings(method="lora", target_modules=["c_attn", "c_fc"]))
+    assert "lora on 4 modules (c_attn, c_fc)" in caplog.text
+
+
+def test_full_fine_tuning_trains_everything(make_llama):
+    model = wrap_model(make_llama(), PeftSettings(method="full"))
+    assert all(p.requires_grad for p in model.parameters())

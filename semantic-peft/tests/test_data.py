@@ -1,0 +1,70 @@
+import json
+
+import pytest
+
+from semantic_peft.builtin_facts import RELATIONS, builtin_facts
+from semantic_peft.data import RecordError, encode_pairs, load_facts, parse_records, unrelated_pairs
+
+
+def test_builtin_facts_are_many_unique_and_deterministic():
+    facts = builtin_facts(per_relation=25, seed=0)
+    assert len(facts) == 25 * len(RELATIONS) >= 200
+    assert len({f.subject for f in facts}) == len(facts)
+    assert all(len(f.paraphrases) == 2 and f.unrelated for f in facts)
+    assert all(f.subject in f.prompt and all(f.subject in p for p in f.paraphrases) for f in facts)
+    assert [(f.prompt, f.target) for f in facts] == [(f.prompt, f.target) for f in builtin_facts(25, 0)]
+    assert [f.target for f in facts] != [f.target for f in builtin_facts(25, 1)]
+    assert len(unrelated_pairs(facts)) == 24
+
+
+def test_encoding_supervises_only_the_target(tokenizer):
+    enc = encode_pairs(tokenizer, [("Alice lives in", "Wonderland"), ("The sky is", "blue")], append_eos=True)
+    assert enc.prompt_lengths.tolist() == [3, 3]
+    row = enc.labels[0].tolist()
+    assert row[:3] == [-100] * 3
+    assert row[3:5] == [tokenizer.convert_tokens_to_ids("Wonderland"), tokenizer.eos_token_id]
+    assert enc.target_ids == [[tokenizer.convert_tokens_to_ids("Wonderland")], [tokenizer.convert_tokens_to_ids("blue")]]
+
+
+def test_generic_jsonl_and_errors_name_the_record(tmp_path):
+    good = {"prompt": "Alice lives in", "target": "Wonderland", "paraphrases": ["Alice's home is"],
+            "unrelated": [{"prompt": "The sky is", "target": "blue"}]}
+    path = tmp_path / "facts.jsonl"
+    path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "target": ""}) + "\n")
+    with pytest.raises(RecordError, match=r"record 1 field 'target' must be a non-empty string"):
+        load_facts(str(path))
+    path.write_text(json.dumps(good) + "\n" + "{not json\n")
+    with pytest.raises(RecordError, match="line 2 is not valid JSON"):
+        load_facts(str(path))
+    path.write_text(json.dumps(good) + "\n")
+    (fact,) = load_facts(str(path))
+    assert (fact.prompt, fact.target, fact.paraphrases) == ("Alice lives in", "Wonderland", ["Alice's home is"])
+    assert fact.unrelated[0].target == "blue"
+
+
+def test_malformed_records():
+    with pytest.raises(RecordError, match="record 1 must be a JSON object"):
+        parse_records([{"prompt": "a", "target": "b"}, ["x"]])
+    with pytest.raises(RecordError, match="record 0 matches no known schema"):
+        parse_records([{"question": "a"}])
+    with pytest.raises(RecordError, match="record 1 field 'alt'"):
+        parse_records([{"src": "q?", "alt": "a"}, {"src": "q2?", "alt": None}], "zsre")
+    with pytest.raises(RecordError, match="record 0 field 'rephrase_prompt'"):
+        parse_records([{"prompt": "p", "target_new": "t", "rephrase_prompt": 3}], "counterfact")
+    with pytest.raises(RecordError, match="record 0 field 'unrelated\\[0\\]'"):
+        parse_records([{"prompt": "p", "target": "t", "unrelated": ["oops"]}])
+
+
+def test_zsre_and_counterfact_samples(shared_data):
+    folder = shared_data / "knowledge-editing"
+    with pytest.raises(RecordError, match="record 54 field 'alt'"):
+        load_facts(str(folder / "zsre_mend_eval_1000.json"))
+    zsre = load_facts(str(folder / "zsre_mend_eval_1000.json"), skip_invalid=True)
+    assert 900 < len(zsre) < 1000
+    assert (zsre[0].prompt, zsre[0].target) == ("What university did Watts Humphrey attend?", "University of Michigan")
+    assert zsre[0].paraphrases == ["What university did Watts Humphrey take part in?"]
+    assert zsre[0].unrelated[0].prompt == "who played desmond doss father in hacksaw ridge"
+    cf = load_facts(str(folder / "counterfact_edit_1000.json"), max_facts=10)
+    assert (cf[0].prompt, cf[0].target, cf[0].fact_id) == ("David Robinson professionally plays the sport",
+                                                           "baseball", "3087")
+    assert cf[0].unrelated[0].target == "basketball"
