@@ -43,8 +43,8 @@ def read_jsonl(path: str | Path, limit: int = 0) -> list[dict[str, str]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg})") from err
-            records.append(_check_record(record, f"{path}:{lineno}"))
+                raise DataError(f"{path} line {lineno}: not valid JSON ({err.msg})") from err
+            records.append(_check_record(record, f"{path} line {lineno}"))
             if limit and len(records) >= limit:
                 break
     return records
@@ -163,9 +163,12 @@ def target_tokens(packed_ids: torch.Tensor, target_mask: torch.Tensor) -> list[l
 
 
 def decode(ids: torch.Tensor, target_mask: torch.Tensor, vocab: VocabMap, tokenizer) -> list[str]:
-    """Text of the target positions (special tokens dropped, as DiffuSeq does)."""
+    """Text of the target positions (special tokens dropped as DiffuSeq does; WordPieces joined,
+    punctuation left space-separated so that whitespace-split metrics see it as words)."""
+    specials = set(tokenizer.all_special_ids)
     texts = []
     for row, m in zip(ids.tolist(), target_mask.tolist()):
-        tokens = vocab.to_full([i for i, keep in zip(row, m) if keep])
-        texts.append(tokenizer.decode(tokens, skip_special_tokens=True).strip())
+        full = vocab.to_full([i for i, keep in zip(row, m) if keep])
+        tokens = [tok for tok, i in zip(tokenizer.convert_ids_to_tokens(full), full) if i not in specials]
+        texts.append(" ".join(tokens).replace(" ##", "").strip())
     return texts

@@ -36,10 +36,12 @@ def sample_run(cfg: InfoDiffusionConfig, run_dir: str | Path, accelerator=None, 
     results = generate_distributed(state, model, artifacts.diffusion, ids, mask, sample_cfg, cfg.seed, n, record)
     texts = decode(torch.stack([r["ids"] for r in results]), mask[[r["source"] for r in results]],
                    artifacts.vocab, artifacts.tokenizer)
+    # references go through the same tokenise -> decode path as the hypotheses (as in DiffuSeq)
+    refs = decode(ids, mask, artifacts.vocab, artifacts.tokenizer)
     records = []
     for r, text in zip(results, texts):
         rec = {"source": r["source"], "candidate": r["candidate"], "seed": r["seed"],
-               "src": pairs[r["source"]]["src"], "ref": pairs[r["source"]]["trg"], "hyp": text}
+               "src": pairs[r["source"]]["src"], "ref": refs[r["source"]], "hyp": text}
         if record:
             steps = r["trajectory"]
             rec["trajectory"] = decode(steps, mask[r["source"]].expand_as(steps), artifacts.vocab,

@@ -1,0 +1,65 @@
+import json
+
+import pytest
+import torch
+
+from infodiffusion.builtin import builtin_pairs
+from infodiffusion.data import DataError, VocabMap, decode, load_pairs, pack, read_jsonl, tokenize_pairs
+from infodiffusion.run import load_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return load_tokenizer("minilm-l6")
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"src": "a", "trg": ', "line 2: not valid JSON"),
+    ('{"src": "a"}', "line 2: missing field 'trg'"),
+    ('{"src": 3, "trg": "b"}', "line 2: field 'src' must be a string"),
+    ('["a", "b"]', "line 2: expected a JSON object"),
+])
+def test_malformed_lines_name_the_line(tmp_path, line, message):
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"src": "ok", "trg": "ok"}\n' + line + "\n")
+    with pytest.raises(DataError, match=message):
+        read_jsonl(path)
+    with pytest.raises(DataError, match=f"train.jsonl {message}"):
+        load_pairs(str(tmp_path), "train")
+
+
+def test_builtin_is_deterministic_with_disjoint_splits():
+    train, test = builtin_pairs("train"), builtin_pairs("test")
+    assert train == builtin_pairs("train") and len(train) == 4000 and len(test) == 200
+    assert not {p["src"] for p in train} & {p["src"] for p in test}
+
+
+def test_pack_and_restricted_vocabulary_roundtrip(tokenizer):
+    pairs = [{"src": "alice sold the car .", "trg": "the car was sold by alice ."}]
+    tok = tokenize_pairs(pairs, tokenizer)
+    vocab = VocabMap.build(tokenizer, [s + t for s, t in zip(tok["src_tok"], tok["trg_tok"])])
+    assert len(vocab) == 4 + len(set(tok["src_tok"][0] + tok["trg_tok"][0]))
+    ids, mask = pack(tok["src_tok"][0], tok["trg_tok"][0], vocab, 20)
+    n_src = len(tok["src_tok"][0])
+    assert ids[0] == vocab.cls and ids[n_src + 1] == vocab.sep
+    assert mask == [0] * (n_src + 2) + [1] * (20 - n_src - 2)
+    assert decode(torch.tensor([ids]), torch.tensor([mask]), vocab, tokenizer) == ["the car was sold by alice ."]
+    # tokens outside the training vocabulary map to [UNK]
+    assert vocab.to_compact(tokenizer("zebra", add_special_tokens=False)["input_ids"]) == [vocab.unk]
+
+
+def test_pack_truncates_the_longer_side(tokenizer):
+    vocab = VocabMap.build(tokenizer, restrict=False)
+    ids, mask = pack(list(range(1000, 1020)), list(range(2000, 2004)), vocab, 12)
+    assert len(ids) == 12 and sum(mask) == 5  # 4 target words + [SEP] survive, source cut to 5
+
+
+def test_qqp_sample_loads_and_tokenises(shared_data, tokenizer):
+    pairs = load_pairs(str(shared_data / "seq2seq" / "qqp"), "valid", limit=16)
+    assert len(pairs) == 16 and all(set(p) == {"src", "trg"} for p in pairs)
+    first = json.loads((shared_data / "seq2seq" / "qqp" / "valid.jsonl").read_text().splitlines()[0])
+    assert pairs[0] == first
+    tok = tokenize_pairs(pairs, tokenizer)
+    assert tok[0]["src_tok"] == tokenizer(first["src"], add_special_tokens=False)["input_ids"]
+    quasar = load_pairs(str(shared_data / "seq2seq" / "quasar_t"), "test", limit=3)
+    assert len(quasar) == 3
