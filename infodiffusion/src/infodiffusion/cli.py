@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
         run = args.run or cfg.output_dir
         records = sample_run(cfg, run)
-        if PartialState().is_main_process:
+        if PartialState().is_main_process:  # already initialised by sample_run
             out = args.samples or str(Path(run) / "samples.jsonl")
             write_samples(records, out)
             print(f"wrote {len(records)} candidates to {out}")

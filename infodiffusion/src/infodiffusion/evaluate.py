@@ -26,7 +26,8 @@ def sample_run(cfg: InfoDiffusionConfig, run_dir: str | Path, accelerator=None, 
     """Candidates for the evaluation split: dicts with source/candidate/seed/src/ref/hyp."""
     from accelerate import PartialState
 
-    state = accelerator or PartialState()
+    # cpu=True lets accelerate run torchrun-launched CPU processes over gloo
+    state = accelerator or PartialState(cpu=not torch.cuda.is_available())
     sample_cfg = sample_cfg or cfg.sample
     artifacts = artifacts or load_artifacts(cfg, run_dir)
     model = load_model(run_dir, sample_cfg.use_ema).to(state.device)

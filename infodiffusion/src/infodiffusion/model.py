@@ -42,7 +42,7 @@ class DiffusionTransformer(nn.Module):
         self.config, self.vocab_size, self.seq_len = config, vocab_size, seq_len
         d, h = config.embedding_dim, config.hidden_size
         self.word_embedding = nn.Embedding(vocab_size, d)
-        nn.init.normal_(self.word_embedding.weight, std=1.0 / math.sqrt(d))
+        nn.init.normal_(self.word_embedding.weight, std=1.0)  # DiffuSeq: N(0, 1), comparable to the noise
         in_dim = 2 * d if config.self_conditioning else d
         self.input_up_proj = nn.Sequential(nn.Linear(in_dim, h), nn.Tanh(), nn.Linear(h, h))
         self.time_embed = nn.Sequential(nn.Linear(h, 4 * h), nn.SiLU(), nn.Linear(4 * h, h))

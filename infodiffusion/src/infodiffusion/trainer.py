@@ -104,7 +104,7 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
     os.environ.setdefault("WANDB_DIR", str(out))
     accelerator = build_accelerator(
         AcceleratorConfig(mixed_precision=tc.mixed_precision, gradient_accumulation_steps=tc.grad_accum,
-                          tracker=tc.tracker),
+                          tracker=tc.tracker, cpu=not torch.cuda.is_available()),
         run_name=out.name, tracker_config=_flat(cfg))
     world = accelerator.num_processes
     if tc.batch_size % (world * tc.grad_accum):
