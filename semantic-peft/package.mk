@@ -1,7 +1,10 @@
 .PHONY: reproduce-semantic-peft bench-semantic-peft
 
-reproduce-semantic-peft: setup  ## run the embedded default and write results/semantic-peft/
-	@echo "reproduce-semantic-peft: not implemented yet" >&2; exit 1
+SPEFT_ROWS := $(if $(filter paper,$(SCALE)),semantic-peft/configs/paper/reproduce.yaml,semantic-peft/configs/reproduce.yaml)
+SPEFT_RESULTS := $(if $(filter paper,$(SCALE)),results/semantic-peft/paper,results/semantic-peft)
 
-bench-semantic-peft: setup  ## print the package's benchmarks
-	@echo "bench-semantic-peft: not implemented yet" >&2; exit 1
+reproduce-semantic-peft: setup  ## LoRA / +filter / +reweight / +both / full FT on the built-in facts -> results/semantic-peft/ (SCALE=paper: 7B)
+	TOKENIZERS_PARALLELISM=false $(PY) -m semantic_peft reproduce --rows $(SPEFT_ROWS) --results $(SPEFT_RESULTS)
+
+bench-semantic-peft: setup  ## step time re-weighted/plain LoRA and filtering pass vs one epoch, in one run
+	TOKENIZERS_PARALLELISM=false WANDB_MODE=disabled $(PY) semantic-peft/benchmarks/bench_speed.py

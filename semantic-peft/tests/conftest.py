@@ -10,7 +10,10 @@ import torch
 
 from semantic_peft.builtin_facts import UNRELATED_PROBES, builtin_facts
 
-EXTRA_WORDS = ["Alice", "lives", "in", "Wonderland", "Bob", "owns", "a", "red", "car", "The", "sky", "is", "blue", "Carol", "was", "born", "1901", "Dave"]
+torch.set_num_threads(1)  # tiny models: threads only fight over the shared cores
+
+EXTRA_WORDS = ["Alice", "lives", "in", "Wonderland", "Alice's", "home", "is", "Bob", "owns", "a", "red", "car",
+               "The", "sky", "blue"]
 
 
 def _word_tokenizer():
@@ -41,7 +44,8 @@ def tiny_llama(vocab_size: int, seed: int = 0):
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                         tie_word_embeddings=False, pad_token_id=1, eos_token_id=2, bos_token_id=0)
+                         tie_word_embeddings=False, pad_token_id=1, eos_token_id=2, bos_token_id=0,
+                         initializer_range=0.1)
     return LlamaForCausalLM(config).eval()
 
 

@@ -23,7 +23,8 @@ def test_encoding_supervises_only_the_target(tokenizer):
     row = enc.labels[0].tolist()
     assert row[:3] == [-100] * 3
     assert row[3:5] == [tokenizer.convert_tokens_to_ids("Wonderland"), tokenizer.eos_token_id]
-    assert enc.target_ids == [[tokenizer.convert_tokens_to_ids("Wonderland")], [tokenizer.convert_tokens_to_ids("blue")]]
+    ids = tokenizer.convert_tokens_to_ids
+    assert enc.target_ids == [[ids("Wonderland")], [ids("blue")]]
 
 
 def test_generic_jsonl_and_errors_name_the_record(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
 from shared_utils.tracking import get_logger
 
 logger = get_logger(__name__)
@@ -119,7 +120,8 @@ def detect_format(record: dict[str, Any]) -> str:
                       "CounterFact (prompt, target_new) or generic (prompt, target)")
 
 
-def parse_records(records: list[Any], fmt: str = "auto", source: str = "data", skip_invalid: bool = False) -> list[Fact]:
+def parse_records(records: list[Any], fmt: str = "auto", source: str = "data",
+                  skip_invalid: bool = False) -> list[Fact]:
     """Facts from raw records; a non-object record or a bad field raises :class:`RecordError` naming it.
 
     With ``skip_invalid`` such records are dropped instead and the drops logged (the MEND ZsRE

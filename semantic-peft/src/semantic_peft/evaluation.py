@@ -18,29 +18,13 @@ import torch
 
 from semantic_peft.adapters import forward
 from semantic_peft.data import Encoded, Fact, encode_pairs, paraphrase_pairs, unrelated_pairs
+from semantic_peft.semantic import fact_pass
 
 
-@torch.no_grad()
 def teacher_forced(model: torch.nn.Module, enc: Encoded, batch_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row: token accuracy over the target tokens and exact match (all tokens right)."""
-    was_training = model.training
-    model.eval()
-    device = model.get_input_embeddings().weight.device
-    accuracy, exact = [], []
-    for start in range(0, len(enc), batch_size):
-        ids = enc.input_ids[start:start + batch_size].to(device)
-        batch = Encoded(ids, enc.attention_mask[start:start + batch_size].to(device),
-                        enc.labels[start:start + batch_size].to(device), enc.prompt_lengths[start:start + batch_size],
-                        enc.target_ids[start:start + batch_size])
-        predictions = forward(model, batch)[0].argmax(-1).cpu()
-        for row, target in enumerate(batch.target_ids):
-            begin = int(batch.prompt_lengths[row])
-            predicted = predictions[row, begin - 1: begin - 1 + len(target)]
-            hits = predicted == torch.tensor(target)
-            accuracy.append(hits.float().mean())
-            exact.append(hits.all().float())
-    model.train(was_training)
-    return torch.stack(accuracy), torch.stack(exact)
+    result = fact_pass(model, enc, batch_size)
+    return result["accuracy"], result["exact"]
 
 
 @torch.no_grad()
@@ -79,10 +63,16 @@ def base_reference(model: torch.nn.Module, tokenizer: Any, facts: list[Fact], to
 
 
 def evaluate(model: torch.nn.Module, tokenizer: Any, facts: list[Fact], locality_reference: list[list[int]] | None,
-             max_paraphrases: int = 2, locality_tokens: int = 3, batch_size: int = 32) -> dict[str, Any]:
-    """Metrics (``*_acc``, ``*_em``, ``locality``) and the per-fact vectors used for bucketing."""
-    train_acc, train_em = teacher_forced(model, encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts]),
-                                         batch_size)
+             max_paraphrases: int = 2, locality_tokens: int = 3, batch_size: int = 32,
+             fact_results: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Metrics (``*_acc``, ``*_em``, ``locality``) and the per-fact vectors used for bucketing.
+
+    ``fact_results``: a :func:`~semantic_peft.semantic.fact_pass` over ``facts`` already made
+    (it is reused instead of a second pass over the training prompts).
+    """
+    if fact_results is None:
+        fact_results = fact_pass(model, encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts]), batch_size)
+    train_acc, train_em = fact_results["accuracy"], fact_results["exact"]
     metrics: dict[str, Any] = {"train_acc": float(train_acc.mean()), "train_em": float(train_em.mean())}
     per_fact = {"train_acc": train_acc, "train_em": train_em}
     pairs, owners = paraphrase_pairs(facts, max_paraphrases)

@@ -19,10 +19,9 @@ from semantic_peft.filtering import FilterReport, filter_facts
 from semantic_peft.semantic import (
     bucket_by_distance,
     drift_summary,
+    fact_pass,
     input_embedding,
     interference_summary,
-    measure_distances,
-    prompt_end_hidden,
     target_embeddings,
 )
 from semantic_peft.training import train
@@ -57,16 +56,18 @@ class BaseMeasurements:
     target_units: torch.Tensor  # (N, H) unit-norm target embeddings (for filtering)
 
 
-def measure_base(model: torch.nn.Module, tokenizer: Any, facts: list[Fact], config: ExperimentConfig) -> BaseMeasurements:
+def measure_base(model: torch.nn.Module, tokenizer: Any, facts: list[Fact],
+                 config: ExperimentConfig) -> BaseMeasurements:
     bs = config.eval.batch_size
     enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts], config.data.append_eos)
     reference = base_reference(model, tokenizer, facts, config.eval.locality_tokens, bs)
+    passed = fact_pass(model, enc, bs, layer=config.analysis.feature_layer)
     return BaseMeasurements(
-        distance=measure_distances(model, enc, bs),
-        hidden=prompt_end_hidden(model, enc, config.analysis.feature_layer, bs),
+        distance=passed["distance"],
+        hidden=passed["hidden"],
         locality_reference=reference,
         metrics=evaluate(model, tokenizer, facts, reference, config.data.max_paraphrases,
-                         config.eval.locality_tokens, bs)["metrics"],
+                         config.eval.locality_tokens, bs, fact_results=passed)["metrics"],
         target_units=target_embeddings(tokenizer, input_embedding(model), [f.target for f in facts]),
     )
 
@@ -119,6 +120,7 @@ def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = Non
     eval_bs = config.eval.batch_size
     if base is None:
         base = measure_base(model, tokenizer, facts, config)
+        logger.info("base model measured in %.1fs", time.time() - start)
 
     kept = list(range(len(facts)))
     report: FilterReport | None = None
@@ -140,14 +142,16 @@ def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = Non
     history = train(model, tokenizer, train_facts, config.train, config.reweight, accelerator, config.seed,
                     config.data.append_eos, desc=config.name)
     train_time = time.time() - train_start
+    logger.info("trained %d steps in %.1fs", history.steps, train_time)
 
     all_enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts], config.data.append_eos)
-    final_distance = measure_distances(model, all_enc, eval_bs)
-    train_enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in train_facts], config.data.append_eos)
-    features = prompt_end_hidden(model, train_enc, config.analysis.feature_layer, eval_bs) - base.hidden[kept_t]
+    passed = fact_pass(model, all_enc, eval_bs, layer=config.analysis.feature_layer)
+    final_distance = passed["distance"]
+    features = passed["hidden"][kept_t] - base.hidden[kept_t]
     evaluation = evaluate(model, tokenizer, facts, base.locality_reference, config.data.max_paraphrases,
-                          config.eval.locality_tokens, eval_bs)
+                          config.eval.locality_tokens, eval_bs, fact_results=passed)
     per_fact = evaluation["per_fact"]
+    logger.info("evaluated in %.1fs", time.time() - train_start - train_time)
     trajectory = torch.stack([base.distance[kept_t], *history.trajectory, final_distance[kept_t]])
 
     metrics: dict[str, Any] = {

@@ -66,41 +66,46 @@ def _batches(enc: Encoded, batch_size: int):
 
 
 @torch.no_grad()
-def measure_distances(model: torch.nn.Module, enc: Encoded, batch_size: int = 32,
-                      adapter: bool = True) -> torch.Tensor:
-    """Distances of all rows of ``enc``; ``adapter=False`` measures the base model (peft only)."""
+def fact_pass(model: torch.nn.Module, enc: Encoded, batch_size: int = 32, adapter: bool = True,
+              layer: int | None = None) -> dict[str, torch.Tensor]:
+    """One teacher-forced pass over ``enc``: per row the distance ``d``, the token accuracy and
+    exact match of the target (see :mod:`semantic_peft.evaluation`) and, if ``layer`` is given,
+    the hidden state at the last prompt position. ``adapter=False`` uses the base model (peft only).
+    """
     was_training = model.training
     model.eval()
     device = input_embedding(model).device
-    out = []
+    out: dict[str, list[torch.Tensor]] = {"distance": [], "accuracy": [], "exact": [], "hidden": []}
     context = adapter_disabled(model) if (not adapter and is_peft(model)) else contextlib.nullcontext()
     with context:
         embedding = input_embedding(model)
         for batch in _batches(enc, batch_size):
             batch = batch.to(device)
-            logits, _ = forward(model, batch)
-            out.append(example_distances(logits, batch.labels, embedding).cpu())
+            logits, hidden = forward(model, batch, hidden_states=layer is not None)
+            out["distance"].append(example_distances(logits, batch.labels, embedding).cpu())
+            predictions = logits.argmax(-1).cpu()
+            for row, target in enumerate(batch.target_ids):
+                begin = int(batch.prompt_lengths[row])
+                hits = predictions[row, begin - 1: begin - 1 + len(target)] == torch.tensor(target)
+                out["accuracy"].append(hits.float().mean().reshape(1))
+                out["exact"].append(hits.all().float().reshape(1))
+            if layer is not None:
+                rows = torch.arange(len(batch), device=device)
+                out["hidden"].append(hidden[layer][rows, batch.prompt_lengths - 1].float().cpu())
     model.train(was_training)
-    return torch.cat(out)
+    return {key: torch.cat(value) for key, value in out.items() if value}
 
 
-@torch.no_grad()
+def measure_distances(model: torch.nn.Module, enc: Encoded, batch_size: int = 32,
+                      adapter: bool = True) -> torch.Tensor:
+    """Distances of all rows of ``enc``; ``adapter=False`` measures the base model (peft only)."""
+    return fact_pass(model, enc, batch_size, adapter)["distance"]
+
+
 def prompt_end_hidden(model: torch.nn.Module, enc: Encoded, layer: int = -1, batch_size: int = 32,
                       adapter: bool = True) -> torch.Tensor:
     """Hidden state (layer ``layer``) at each row's last prompt position, (N, H)."""
-    was_training = model.training
-    model.eval()
-    device = input_embedding(model).device
-    out = []
-    context = adapter_disabled(model) if (not adapter and is_peft(model)) else contextlib.nullcontext()
-    with context:
-        for batch in _batches(enc, batch_size):
-            batch = batch.to(device)
-            _, hidden = forward(model, batch, hidden_states=True)
-            rows = torch.arange(len(batch), device=device)
-            out.append(hidden[layer][rows, batch.prompt_lengths - 1].float().cpu())
-    model.train(was_training)
-    return torch.cat(out)
+    return fact_pass(model, enc, batch_size, adapter, layer)["hidden"]
 
 
 def knowledge_features(model: torch.nn.Module, enc: Encoded, layer: int = -1, batch_size: int = 32,

@@ -1,0 +1,130 @@
+"""The default reproduction: LoRA, LoRA + filtering, LoRA + re-weighting, LoRA + both and full
+fine-tuning on the built-in facts, written to ``results/semantic-peft/``.
+
+Rows come from a YAML file (``configs/reproduce.yaml``; ``configs/paper/reproduce.yaml`` for
+the 7B-scale settings): a base config file and, per row, a name, a label and overrides. The base
+model is measured once and shared by all rows; each row starts from freshly loaded weights.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from semantic_peft.config import ExperimentConfig
+from semantic_peft.experiment import facts_for, load_model, measure_base, run_experiment
+from shared_utils.config import ConfigError, dump_config, load_config
+from shared_utils.results import (
+    atomic_write_text,
+    load_results,
+    render_markdown_table,
+    replace_marked_section,
+    write_results,
+)
+from shared_utils.seeding import seed_everything
+from shared_utils.tracking import get_logger
+
+logger = get_logger(__name__)
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+
+TABLE_COLUMNS = {
+    "label": "Method",
+    "metrics.trained_facts": "Facts trained",
+    "metrics.train_em_trained": "EM (trained facts)",
+    "metrics.train_em": "EM (all facts)",
+    "metrics.train_acc": "Token acc (all)",
+    "metrics.para_em": "Paraphrase EM",
+    "metrics.para_acc": "Paraphrase acc",
+    "metrics.locality": "Locality",
+    "metrics.distance_base_mean": "d base",
+    "metrics.distance_final_mean": "d final",
+    "metrics.pushed_away_fraction": "Pushed away",
+    "metrics.feature_cos_mean": "Feature cos",
+    "metrics.train_time_s": "Train s",
+}
+BOLD = {"metrics.train_em_trained": "max", "metrics.train_em": "max", "metrics.para_em": "max",
+        "metrics.para_acc": "max", "metrics.locality": "max", "metrics.pushed_away_fraction": "min"}
+
+
+def read_rows(path: str | Path) -> tuple[Path | None, list[dict[str, Any]]]:
+    """``(base config path, rows)`` from a reproduction YAML; errors name the bad row."""
+    path = Path(path)
+    spec = yaml.safe_load(path.read_text()) or {}
+    base = spec.get("base")
+    base_path = (path.parent / base).resolve() if base else None
+    rows = spec.get("rows")
+    if not isinstance(rows, list) or not rows:
+        raise ConfigError(f"{path}: 'rows' must be a non-empty list")
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+            raise ConfigError(f"{path}: row {i} needs a 'name'")
+        if not isinstance(row.get("overrides", {}), dict):
+            raise ConfigError(f"{path}: row {i} ({row['name']}): 'overrides' must be a mapping")
+    return base_path, rows
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out += _flatten(value, f"{prefix}{key}.")
+        else:
+            out += [f"--{prefix}{key}", yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...")
+                    .strip()]
+    return out
+
+
+def reproduce(rows_path: str | Path, results_dir: str | Path, overrides: list[str] | None = None,
+              readme: str | Path | None = PACKAGE_ROOT / "README.md", only: list[str] | None = None) -> list[dict]:
+    """Run every row, write one results JSON per row plus the base model's, ``table.md``,
+    figures and the resolved configs; regenerate the README table. Returns the records."""
+    results_dir = Path(results_dir)
+    base_path, rows = read_rows(rows_path)
+    base_config = load_config(ExperimentConfig, base_path, overrides)
+    seed_everything(base_config.seed)
+    model, tokenizer = load_model(base_config.model)
+    facts = facts_for(base_config)
+    start = time.time()
+    base = measure_base(model, tokenizer, facts, base_config)
+    dump_config(base_config, results_dir / "config_base.yaml")
+    write_results(results_dir / "00_base.json", base.metrics, base_config, wall_time_s=time.time() - start,
+                  extra={"label": "Base model (no training)", "row": "base", "facts": len(facts),
+                         "metrics_note": "untrained model; all facts"})
+    for i, row in enumerate(rows):
+        if only and row["name"] not in only:
+            continue
+        config = load_config(ExperimentConfig, base_path, [*_flatten(row.get("overrides", {})), *(overrides or []),
+                                                            "--name", row["name"]])
+        logger.info("row %d/%d: %s", i + 1, len(rows), row.get("label", row["name"]))
+        if model is None:  # every row after the first starts from freshly loaded base weights
+            model, tokenizer = load_model(config.model)
+        result = run_experiment(config, model, tokenizer, facts, base,
+                                figure_path=results_dir / "figures" / f"{row['name']}.png")
+        model = None  # trained weights are not reused
+        dump_config(config, results_dir / "configs" / f"{row['name']}.yaml")
+        write_results(results_dir / f"{i + 1:02d}_{row['name']}.json", result["metrics"], config,
+                      wall_time_s=result["wall_time_s"],
+                      extra={"label": row.get("label", row["name"]), "row": row["name"], "facts": len(facts),
+                             "details": result["details"]})
+    return write_table(results_dir, readme)
+
+
+def write_table(results_dir: str | Path, readme: str | Path | None = None) -> list[dict]:
+    """``table.md`` (and the README's marked section) from the results JSON files."""
+    results_dir = Path(results_dir)
+    records = load_results(results_dir)
+    if not records:
+        raise FileNotFoundError(f"no results JSON in {results_dir}")
+    table = render_markdown_table(records, TABLE_COLUMNS, digits=3, bold_best=BOLD)
+    device = records[-1].get("device")
+    commit = records[-1].get("git_commit")
+    note = (f"\n{records[0].get('facts')} built-in facts; EM = greedy exact match; locality = unrelated prompts whose "
+            f"greedy continuation is unchanged; d = target semantic distance (mean). Device: {device}; commit "
+            f"{commit}. Generated by `semantic-peft reproduce` from `results/semantic-peft/*.json`.\n")
+    atomic_write_text(results_dir / "table.md", table + note)
+    if readme is not None and Path(readme).is_file():
+        replace_marked_section(readme, "results", table + note)
+    return records

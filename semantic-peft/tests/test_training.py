@@ -1,0 +1,72 @@
+import json
+
+import pytest
+import torch
+
+from semantic_peft.adapters import wrap_model
+from semantic_peft.config import ExperimentConfig, PeftSettings, ReweightConfig, TrainConfig
+from semantic_peft.data import encode_pairs
+from semantic_peft.evaluation import evaluate, greedy_decode, teacher_forced
+from semantic_peft.experiment import run_experiment
+from semantic_peft.training import train
+from shared_utils.device import AcceleratorConfig, build_accelerator
+
+LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def _accelerator():
+    return build_accelerator(AcceleratorConfig(tracker=None, cpu=True), log=False)
+
+
+@pytest.mark.parametrize(("method", "lr", "reweight"), [
+    ("lora", 1e-2, None),
+    ("lora", 1e-2, ReweightConfig(enabled=True, scheme="softmax", temperature=0.1, aux_weight=0.1)),
+    ("full", 3e-3, None),
+])
+def test_training_drives_accuracy_to_one(method, lr, reweight, tokenizer, make_llama, facts):
+    few = facts[:4]
+    model = make_llama()
+
+    model = wrap_model(model, PeftSettings(method=method, r=8, lora_alpha=16, target_modules=LINEAR))
+    before = evaluate(model, tokenizer, few, None, 0)["metrics"]["train_em"]
+    history = train(model, tokenizer, few, TrainConfig(epochs=30, batch_size=4, lr=lr), reweight, _accelerator())
+    after = evaluate(model, tokenizer, few, None, 0)["metrics"]
+    assert before < 1.0
+    assert after["train_em"] == 1.0 and after["train_acc"] == 1.0
+    assert history.losses[-1] < 0.6 * history.losses[0]
+    assert len(history.trajectory) == 30 and not torch.isnan(history.trajectory[-1]).any()
+    assert history.trajectory[-1].mean() < history.trajectory[0].mean()
+
+
+def test_greedy_exact_match_equals_teacher_forced(tokenizer, make_llama, facts):
+    model = make_llama(seed=3)
+    pairs = [(f.prompt, f.target) for f in facts]
+    _, exact = teacher_forced(model, encode_pairs(tokenizer, pairs))
+    decoded = greedy_decode(model, tokenizer, [p for p, _ in pairs], max_new_tokens=1)
+    targets = [tokenizer(" " + t, add_special_tokens=False)["input_ids"] for _, t in pairs]
+    assert [float(d == t) for d, t in zip(decoded, targets)] == exact.tolist()
+    # make the model answer the first prompt right by training it, then the identity must still hold
+    train(model, tokenizer, facts[:2], TrainConfig(epochs=30, batch_size=2, lr=3e-3), None, _accelerator())
+    _, exact = teacher_forced(model, encode_pairs(tokenizer, pairs))
+    decoded = greedy_decode(model, tokenizer, [p for p, _ in pairs], max_new_tokens=1)
+    assert exact[:2].tolist() == [1.0, 1.0]
+    assert [float(d == t) for d, t in zip(decoded, targets)] == exact.tolist()
+
+
+def test_run_experiment_with_filter_and_reweight(tokenizer, make_llama, facts, tmp_path):
+    config = ExperimentConfig(name="t", output_dir=str(tmp_path), seed=0)
+    config.peft.method = "lora"
+    config.train.epochs, config.train.lr, config.train.batch_size = 3, 1e-2, 4
+    config.filter.enabled, config.filter.quantile, config.filter.keep_fraction = True, 0.75, 1.0
+    config.reweight.enabled = True
+    config.analysis.alone_facts = 2
+    config.accelerator.tracker = None
+    result = run_experiment(config, make_llama(), tokenizer, facts)
+    m = result["metrics"]
+    assert m["trained_facts"] == 6  # 8 facts, the 2 above the 0.75 quantile dropped
+    assert result["details"]["filter"]["dropped"] == 2
+    assert m["optimizer_steps"] == 3 * 2
+    assert 0.0 <= m["pushed_away_fraction"] <= 1.0 and "feature_cos_mean" in m and "alone_em" in m
+    assert (tmp_path / "t" / "adapter" / "adapter_config.json").is_file()
+    assert (tmp_path / "t" / "figure.png").stat().st_size > 10_000
+    json.dumps(result["details"])  # JSON-able
