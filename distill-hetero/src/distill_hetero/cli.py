@@ -1,18 +1,116 @@
-"""Command line of `distill-hetero`."""
+"""Command line of `distill-hetero`: ``train``, ``eval``, ``reproduce``, ``bench``.
+
+Every sub-command takes ``--config file.yaml`` and any config option as ``--key value``
+(``--loss.intermediate cosine``); ``python -m distill_hetero`` and ``accelerate launch -m distill_hetero.cli``
+behave the same.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from pathlib import Path
 
 from distill_hetero import __version__
+from distill_hetero.config import RunConfig
+from shared_utils.config import add_config_arguments, load_config
+
+PACKAGE_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_CONFIG = PACKAGE_DIR / "configs" / "default.yaml"
+
+
+def _default_config() -> str | None:
+    return str(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distill-hetero", description="Heterogeneous teacher-student LLM distillation with intermediate-layer alignment (Zhai, Wang & Li, CCL 2024)")
+    parser = argparse.ArgumentParser(prog="distill-hetero", description=(
+        "Heterogeneous teacher-student LLM distillation with intermediate-layer alignment (Zhai, Wang & Li, "
+        "CCL 2024)"))
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    train = sub.add_parser("train", help="distil the teacher into a student; export it with save_pretrained")
+    add_config_arguments(train, RunConfig, _default_config())
+    train.add_argument("--results", default=None, help="also evaluate and write the results JSON here")
+    ev = sub.add_parser("eval", help="ROUGE-L of a saved student (or the teacher) on the eval sets")
+    add_config_arguments(ev, RunConfig, _default_config())
+    ev.add_argument("--model", required=True, help="exported student folder, embedded alias or hub id")
+    ev.add_argument("--results", default=None, help="write the results JSON here")
+    rep = sub.add_parser("reproduce", help="the four-row default reproduction into a results folder")
+    add_config_arguments(rep, RunConfig, _default_config())
+    rep.add_argument("--results", default="results/distill-hetero", help="results folder")
+    rep.add_argument("--rows", default="sft,kd_fkl,kd_inter_fixed,kd_inter_learned", help="comma-separated rows")
+    rep.add_argument("--readme", default=None, help="README whose results section is regenerated")
+    rep.add_argument("--no-teacher", action="store_true", help="skip the teacher reference row")
+    bench = sub.add_parser("bench", help="tokens/s, step-time ratio and peak memory of SFT, KD, KD+intermediate")
+    add_config_arguments(bench, RunConfig, _default_config())
+    bench.add_argument("--steps", type=int, default=4, help="timed steps per mode (after one warm-up step)")
+    bench.add_argument("--output", default=None, help="also write the numbers as JSON here")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "reproduce":
+        from distill_hetero.experiment import reproduce
+
+        reproduce(args.config, rest, args.results, [r for r in args.rows.split(",") if r], args.readme,
+                  with_teacher=not args.no_teacher)
+        return 0
+    cfg = load_config(RunConfig, args.config, rest)
+    from distill_hetero.experiment import apply_threads
+
+    apply_threads(cfg)
+    if args.command == "train":
+        return _train(cfg, args.results)
+    if args.command == "eval":
+        return _eval(cfg, args.model, args.results)
+    from distill_hetero.bench import run_bench
+
+    run_bench(cfg, args.steps, args.output)
+    return 0
+
+
+def _train(cfg: RunConfig, results: str | None) -> int:
+    from distill_hetero.experiment import eval_sets, evaluate, tokenize_records, training_records
+    from distill_hetero.models import load_teacher
+    from distill_hetero.trainer import export_student, train
+    from shared_utils.config import dump_config
+    from shared_utils.results import write_results
+
+    start = time.time()
+    teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
+    train_records, held = training_records(cfg, teacher, tokenizer)
+    result = train(cfg, teacher, tokenizer, tokenize_records(cfg, tokenizer, train_records))
+    path = export_student(result, tokenizer, Path(cfg.output_dir) / "student")
+    if result.accelerator.is_main_process:
+        dump_config(cfg, Path(cfg.output_dir) / "config.yaml")
+        print(f"student saved to {path}")
+        if results:
+            metrics = evaluate(result.distiller.student, tokenizer, eval_sets(cfg, held), cfg)
+            write_results(results, metrics, cfg, wall_time_s=time.time() - start,
+                          extra={"row": cfg.name, "history": result.history, "mapping": result.mapping})
+            print(metrics)
+    result.accelerator.end_training()
+    return 0
+
+
+def _eval(cfg: RunConfig, model_name: str, results: str | None) -> int:
+    from distill_hetero.experiment import eval_sets, evaluate, training_records
+    from distill_hetero.models import load_teacher
+    from shared_utils.models import load_causal_lm
+    from shared_utils.results import write_results
+
+    start = time.time()
+    teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
+    held = training_records(cfg, teacher, tokenizer)[1] if "builtin" in cfg.eval.datasets else []
+    model, _ = load_causal_lm(model_name)
+    metrics = evaluate(model, tokenizer, eval_sets(cfg, held), cfg)
+    print(metrics)
+    if results:
+        write_results(results, metrics, cfg, wall_time_s=time.time() - start, extra={"row": model_name})
     return 0

@@ -20,7 +20,7 @@ class StudentConfig:
     dropout: float = field(default=0.0, metadata={"help": "dropout of the student"})
     init: str = field(default="teacher_pca", metadata={
         "help": "random | teacher_pca (token embeddings = teacher embeddings projected on their top principal "
-                "directions, rescaled to the teacher's RMS; the rest random)"})
+                "directions, rescaled to the initializer_range std; the rest random)"})
 
 
 @dataclass
@@ -116,4 +116,6 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     accelerator: AcceleratorConfig = field(default_factory=AcceleratorConfig)
     seed: int = field(default=0, metadata={"help": "seed of everything"})
+    num_threads: int = field(default=0, metadata={
+        "help": "torch CPU threads (0: torch's default). 1 is several times faster on a CPU shared by other jobs"})
     output_dir: str = field(default="runs/distill-hetero", metadata={"help": "checkpoints and the exported student"})

@@ -47,14 +47,15 @@ def student_config(cfg: StudentConfig, tokenizer):
 @torch.no_grad()
 def init_embeddings_from_teacher(student, teacher) -> float:
     """Student token embeddings = teacher embeddings projected on their top-d_s principal directions
-    (PCA via ``torch.pca_lowrank``), rescaled to the teacher's RMS. Returns the explained variance ratio."""
+    (PCA via ``torch.pca_lowrank``), rescaled to the student's initialiser std (``initializer_range``), so
+    the tied output layer starts with logits as small as a random init's. Returns the explained variance."""
     emb_t = teacher.get_input_embeddings().weight.float()
     emb_s = student.get_input_embeddings().weight
     width = emb_s.shape[1]
     centred = emb_t - emb_t.mean(0)
     _, singular, directions = torch.pca_lowrank(centred, q=min(width, centred.shape[1]), center=False, niter=4)
     projected = centred @ directions
-    projected = projected * (emb_t.pow(2).mean().sqrt() / projected.pow(2).mean().sqrt())
+    projected = projected * (student.config.initializer_range / projected.pow(2).mean().sqrt())
     rows = min(emb_s.shape[0], projected.shape[0])
     emb_s[:rows, : projected.shape[1]] = projected[:rows].to(emb_s.dtype)
     return float(singular.pow(2).sum() / centred.pow(2).sum())

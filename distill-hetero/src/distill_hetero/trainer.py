@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def train(cfg: RunConfig, teacher, tokenizer, examples: list[Example], teacher_c
     bar = tqdm(range(start, end), desc=cfg.name, disable=not (progress and accelerator.is_main_process))
     distiller.train()
     for step in bar:
+        step_start = time.perf_counter()
         totals, parts_sum, tokens = [], {}, 0
         for micro in range(accum):
             idx = schedule.indices(step, micro, accelerator.process_index)
@@ -141,7 +143,8 @@ def train(cfg: RunConfig, teacher, tokenizer, examples: list[Example], teacher_c
             for name, value in parts.items():
                 parts_sum[name] = parts_sum.get(name, 0.0) + value.detach() / accum
         entry = {"step": step + 1, "loss": float(accelerator.reduce(torch.stack(totals).mean(), "mean")),
-                 "lr": scheduler.get_last_lr()[0], "tokens": tokens * accelerator.num_processes}
+                 "lr": scheduler.get_last_lr()[0], "tokens": tokens * accelerator.num_processes,
+                 "step_time_s": time.perf_counter() - step_start}
         scheduler.step()
         entry.update({f"loss/{n}": float(accelerator.reduce(v, "mean")) for n, v in parts_sum.items()})
         entry.update({f"weight/{n}": w for n, w in core.weighting.current().items()})

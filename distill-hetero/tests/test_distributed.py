@@ -1,0 +1,44 @@
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from tiny import make_examples, tiny_config
+
+from distill_hetero.trainer import train
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_run_agrees_with_one_process_on_the_first_step(tmp_path, teacher, tokenizer):
+    """2 processes x micro-batch 2 (gloo) == 1 process x 2 accumulated micro-batches of 2: same examples,
+    same first-step loss, same parameters after the step."""
+    launcher = shutil.which("accelerate", path=str(Path(sys.executable).parent))
+    if launcher is None:
+        pytest.skip("accelerate launcher not installed next to this python")
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           str(Path(__file__).parent / "dist_worker.py"), str(tmp_path / "dist")]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    two = torch.load(tmp_path / "dist" / "rank0.pt")
+    assert two["world_size"] == 2
+
+    cfg = tiny_config(tmp_path / "one", **{"train.steps": 1, "loss.intermediate": "mse_ln",
+                                           "loss.weighting": "uncertainty",
+                                           "accelerator.gradient_accumulation_steps": 2})
+    one = train(cfg, teacher, tokenizer, make_examples(tokenizer, 8), progress=False)
+    assert one.accelerator.num_processes == 1
+    assert two["loss"] == pytest.approx(one.history[0]["loss"], rel=1e-5)
+    for key, value in one.distiller.state_dict().items():
+        torch.testing.assert_close(two["params"][key], value, rtol=1e-4, atol=1e-6, msg=key)
