@@ -33,7 +33,7 @@ def batch(n=3):
 
 
 def test_q_sample_never_touches_source_positions():
-    ids, mask = batch()
+    _, mask = batch()
     x0 = torch.randn(3, L, 8)
     xt = q_sample(x0, torch.full((3, L), 0.3), torch.randn(3, L, 8), mask)
     assert torch.equal(xt[:, :5], x0[:, :5])

@@ -3,8 +3,18 @@ import math
 import pytest
 import torch
 
-from infodiffusion.metrics import (BertScorer, corpus_sentence_bleu, dist_1, div_4, evaluate_candidates,
-                                   greedy_match_f1, mbr_select, rouge_l, self_bleu, sentence_bleu4)
+from infodiffusion.metrics import (
+    BertScorer,
+    corpus_sentence_bleu,
+    dist_1,
+    div_4,
+    evaluate_candidates,
+    greedy_match_f1,
+    mbr_select,
+    rouge_l,
+    self_bleu,
+    sentence_bleu4,
+)
 
 
 def test_bleu_hand_computed():

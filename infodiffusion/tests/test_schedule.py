@@ -89,9 +89,9 @@ def test_sqrt_schedule_equals_diffuseq_cumprod():
 
 
 def test_bad_schedule_options_are_named():
-    with pytest.raises(ValueError, match="diffusion.schedule"):
+    with pytest.raises(ValueError, match=r"diffusion\.schedule"):
         NoiseSchedule("cosine", T)
-    with pytest.raises(ValueError, match="diffusion.eps"):
+    with pytest.raises(ValueError, match=r"diffusion\.eps"):
         NoiseSchedule("info", T, eps=0.7)
     with pytest.raises(ValueError, match="per-token"):
         NoiseSchedule("info", T).alpha_bar(torch.tensor([1]))

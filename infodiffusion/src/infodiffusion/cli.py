@@ -80,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             write_samples(records, out)
             print(f"wrote {len(records)} candidates to {out}")
     elif args.command == "eval":
-        from shared_utils.results import write_results
-
         from infodiffusion.evaluate import score_records
+        from shared_utils.results import write_results
 
         run = args.run or cfg.output_dir
         path = Path(args.samples or Path(run) / "samples.jsonl")

@@ -49,12 +49,12 @@ class DataConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = field(default=1500, metadata={"help": "optimizer steps"})
+    steps: int = field(default=500, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=64, metadata={"help": "global batch size per optimizer step"})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate (paper: 1e-4)"})
+    lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (paper: 1e-4)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
-    warmup_steps: int = field(default=100, metadata={"help": "linear warm-up, then linear decay to 0"})
+    warmup_steps: int = field(default=50, metadata={"help": "linear warm-up, then linear decay to 0"})
     ema_decay: float = field(default=0.995, metadata={"help": "EMA decay (paper: 0.9999)"})
     timestep_sampler: str = field(default="lossaware", metadata={"help": "uniform | lossaware"})
     self_cond_prob: float = field(default=0.5, metadata={"help": "probability of the self-conditioning pass"})

@@ -192,7 +192,7 @@ class TextDiffusion:
             k = steps or self.steps
             if not 1 <= k <= self.steps:
                 raise ValueError(f"sample.steps must be in [1, {self.steps}], got {k}")
-            grid = sorted({int(round(x)) for x in np.linspace(self.steps, 1, k)}, reverse=True)
+            grid = sorted({round(float(x)) for x in np.linspace(self.steps, 1, k)}, reverse=True)
         else:
             raise ValueError(f"sample.method must be ddim or ddpm, got {method!r}")
         mask3 = target_mask.bool().unsqueeze(-1)

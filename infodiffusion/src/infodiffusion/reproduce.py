@@ -51,11 +51,10 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def run_row(cfg: InfoDiffusionConfig, row: str, results_dir: Path, scorer) -> dict:
-    from shared_utils.config import config_to_dict, dump_config
-    from shared_utils.results import write_results
-
     from infodiffusion.evaluate import bleu_curve, sample_run, score_records, summarise_curve, write_samples
     from infodiffusion.trainer import train
+    from shared_utils.config import config_to_dict, dump_config
+    from shared_utils.results import write_results
 
     start = time.time()
     summary = train(cfg)

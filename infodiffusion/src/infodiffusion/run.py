@@ -10,16 +10,16 @@ from pathlib import Path
 import torch
 
 from infodiffusion.config import InfoDiffusionConfig
-from infodiffusion.data import (VocabMap, as_tensors, load_pairs, pack_dataset, target_tokens,
-                                tokenize_pairs)
+from infodiffusion.data import VocabMap, as_tensors, load_pairs, pack_dataset, target_tokens, tokenize_pairs
 from infodiffusion.diffusion import TextDiffusion
 from infodiffusion.information import InformationScores
 from infodiffusion.schedule import NoiseSchedule
 
 
 def load_tokenizer(name: str):
-    from shared_utils.models import resolve_model
     from transformers import AutoTokenizer
+
+    from shared_utils.models import resolve_model
 
     return AutoTokenizer.from_pretrained(str(resolve_model(name).path))
 
