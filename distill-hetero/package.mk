@@ -1,7 +1,12 @@
 .PHONY: reproduce-distill-hetero bench-distill-hetero
 
+# DISTILL_HETERO_ARGS: extra config overrides, e.g. DISTILL_HETERO_ARGS="--train.steps 200"
+DISTILL_HETERO_CONFIG := $(if $(filter paper,$(SCALE)),distill-hetero/configs/paper/gpt2xl-gpt2base-dolly.yaml,distill-hetero/configs/default.yaml)
+
 reproduce-distill-hetero: setup  ## run the embedded default and write results/distill-hetero/
-	@echo "reproduce-distill-hetero: not implemented yet" >&2; exit 1
+	$(PY) -m distill_hetero reproduce --config $(DISTILL_HETERO_CONFIG) --results results/distill-hetero \
+		--readme distill-hetero/README.md $(DISTILL_HETERO_ARGS)
 
 bench-distill-hetero: setup  ## print the package's benchmarks
-	@echo "bench-distill-hetero: not implemented yet" >&2; exit 1
+	$(PY) -m distill_hetero bench --config distill-hetero/configs/default.yaml \
+		--output results/distill-hetero/bench/bench.json $(DISTILL_HETERO_ARGS)

@@ -45,7 +45,7 @@ def test_malformed_records_name_the_record_and_field(raw, message):
 def test_local_jsonl_loader_reports_bad_lines(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text(json.dumps({"instruction": "Q", "output": "A"}) + "\n{broken\n")
-    with pytest.raises(RecordError, match="train.jsonl line 2: not valid JSON"):
+    with pytest.raises(RecordError, match=r"train\.jsonl line 2: not valid JSON"):
         load_records(str(path))
 
 

@@ -42,5 +42,5 @@ def test_explicit_and_its_errors():
         resolve_mapping(MappingConfig(rule="explicit", pairs=[[1, 3], [2, 31]]), 6, 30)
     with pytest.raises(ValueError, match="last-k"):
         resolve_mapping(MappingConfig(rule="last-k", k=7), 6, 30)
-    with pytest.raises(ValueError, match="mapping.rule='learned'"):
+    with pytest.raises(ValueError, match=r"mapping\.rule='learned'"):
         resolve_mapping(MappingConfig(rule="learned"), 6, 30)

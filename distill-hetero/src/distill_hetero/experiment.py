@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -155,7 +156,9 @@ def reproduce(config_path: str | None, overrides: list[str], results_dir: str | 
     written = []
     if with_teacher:
         t0 = time.time()
-        metrics = evaluate(teacher, tokenizer, {k: v for k, v in sets.items() if k != "builtin"}, base, "teacher")
+        greedy_only = replace(base, eval=replace(base.eval, sample_seeds=[]))
+        metrics = evaluate(teacher, tokenizer, {k: v for k, v in sets.items() if k != "builtin"}, greedy_only,
+                           "teacher")
         written.append(write_results(results_dir / "teacher.json", metrics, base, wall_time_s=time.time() - t0,
                                      extra={"row": "teacher", "label": ROW_LABELS["teacher"]}))
     for name in tqdm(rows, desc="rows"):
@@ -181,21 +184,25 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
     sets = []
     for r in rows:
         sets += [k.split("/", 1)[1] for k in r["metrics"] if k.startswith("n/") and k.split("/", 1)[1] not in sets]
+    sets.sort(key=lambda name: name != "builtin")
     sampled = any(k.startswith("rougeL_sampled/") for r in rows for k in r["metrics"])
-    kind = "sampled" if sampled else "greedy"
     columns = {"label": "Method"}
     for s in sets:
-        columns[f"metrics.rougeL_{kind}/{s}"] = f"{s} (n={_first(rows, f'n/{s}')})"
+        columns[f"metrics.rougeL_greedy/{s}"] = f"{s} (n={_first(rows, f'n/{s}')})"
     columns["metrics.final_train_loss"] = "final train loss"
     columns["metrics.train_time_s"] = "train s"
-    body = render_markdown_table(rows, columns, digits=2,
-                                 bold_best={f"metrics.rougeL_{kind}/{s}": "max" for s in sets})
+    body = render_markdown_table(rows, columns, digits=2, bold_best={f"metrics.rougeL_greedy/{s}": "max" for s in sets})
     if sampled:
-        greedy_cols = {"label": "Method", **{f"metrics.rougeL_greedy/{s}": s for s in sets}}
-        body += "\nGreedy decoding:\n\n" + render_markdown_table(rows, greedy_cols, digits=2)
-    note = (f"ROUGE-L (x100, rouge-score RougeL with stemming, max over references), "
-            f"{'mean over sampling seeds' if sampled else 'greedy decoding'}; references of `builtin` are the "
-            "teacher's greedy answers to held-out built-in instructions.\n\n")
+        seeds = sorted({k.split("/")[0][len("rougeL_seed"):] for r in rows for k in r["metrics"]
+                        if k.startswith("rougeL_seed")})
+        sampled_cols = {"label": "Method", **{f"metrics.rougeL_sampled/{s}": s for s in sets}}
+        body += (f"\nSampled decoding (temperature 1, mean over seeds {', '.join(seeds)}; the teacher row is greedy "
+                 "only, to save time):\n\n" + render_markdown_table(
+                     [r for r in rows if any(k.startswith("rougeL_sampled/") for k in r["metrics"])], sampled_cols,
+                     digits=2, bold_best={f"metrics.rougeL_sampled/{s}": "max" for s in sets}))
+    note = ("ROUGE-L (x100, rouge-score RougeL with stemming, max over references), greedy decoding; references "
+            "of `builtin` are the teacher's greedy answers to held-out built-in instructions (so the teacher is "
+            "not scored there).\n\n")
     table = note + body
     from shared_utils.results import atomic_write_text
 
