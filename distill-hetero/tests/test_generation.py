@@ -1,0 +1,32 @@
+import pytest
+import torch
+from tiny import tiny_config
+
+from distill_hetero.cli import main
+from distill_hetero.generation import generate
+from distill_hetero.models import build_student
+from shared_utils.config import ConfigError
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2"])
+def test_left_padded_batch_generates_what_each_prompt_generates_alone(tmp_path, tokenizer, family):
+    torch.manual_seed(0)
+    cfg = tiny_config(tmp_path, **{"student.family": family, "student.intermediate_size": 32})
+    model = build_student(cfg.student, tokenizer).eval()
+    prompts = ["The cat", "### Instruction: What is the capital of France? ### Response:", "Two plus"]
+    batched = generate(model, tokenizer, prompts, max_new_tokens=6, batch_size=3)
+    alone = [generate(model, tokenizer, [p], max_new_tokens=6, batch_size=1)[0] for p in prompts]
+    assert batched == alone
+
+
+def test_sampling_is_seeded(tmp_path, tokenizer):
+    torch.manual_seed(0)
+    model = build_student(tiny_config(tmp_path).student, tokenizer).eval()
+    run = lambda seed: generate(model, tokenizer, ["The cat", "Two plus"], 8, do_sample=True, seed=seed)  # noqa: E731
+    assert run(1) == run(1)
+    assert run(1) != run(2)
+
+
+def test_cli_rejects_an_unknown_option_by_name():
+    with pytest.raises(ConfigError, match=r"loss\.intermediat"):
+        main(["train", "--loss.intermediat", "mse"])
