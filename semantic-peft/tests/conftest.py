@@ -21,7 +21,7 @@ def _word_tokenizer():
     from transformers import PreTrainedTokenizerFast
 
     words: dict[str, None] = {}
-    texts = [t for f in builtin_facts(30, 0) for t in (f.prompt, f.target, *f.paraphrases)]
+    texts = [t for n in (1, 2, 25, 30) for f in builtin_facts(n, 0) for t in (f.prompt, f.target, *f.paraphrases)]
     texts += [t for probe in UNRELATED_PROBES for t in probe] + EXTRA_WORDS
     for text in texts:
         for word, _ in pre_tokenizers.WhitespaceSplit().pre_tokenize_str(text):

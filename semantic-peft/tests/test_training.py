@@ -42,15 +42,17 @@ def test_greedy_exact_match_equals_teacher_forced(tokenizer, make_llama, facts):
     model = make_llama(seed=3)
     pairs = [(f.prompt, f.target) for f in facts]
     _, exact = teacher_forced(model, encode_pairs(tokenizer, pairs))
-    decoded = greedy_decode(model, tokenizer, [p for p, _ in pairs], max_new_tokens=1)
     targets = [tokenizer(" " + t, add_special_tokens=False)["input_ids"] for _, t in pairs]
-    assert [float(d == t) for d, t in zip(decoded, targets)] == exact.tolist()
+    longest = max(len(t) for t in targets)
+    assert longest > 1 and tokenizer.unk_token_id not in sum(targets, [])
+    decoded = greedy_decode(model, tokenizer, [p for p, _ in pairs], max_new_tokens=longest)
+    assert [float(d[: len(t)] == t) for d, t in zip(decoded, targets)] == exact.tolist()
     # make the model answer the first prompt right by training it, then the identity must still hold
-    train(model, tokenizer, facts[:2], TrainConfig(epochs=30, batch_size=2, lr=3e-3), None, _accelerator())
+    train(model, tokenizer, facts[:2], TrainConfig(epochs=50, batch_size=2, lr=5e-3), None, _accelerator())
     _, exact = teacher_forced(model, encode_pairs(tokenizer, pairs))
-    decoded = greedy_decode(model, tokenizer, [p for p, _ in pairs], max_new_tokens=1)
-    assert exact[:2].tolist() == [1.0, 1.0]
-    assert [float(d == t) for d, t in zip(decoded, targets)] == exact.tolist()
+    decoded = greedy_decode(model, tokenizer, [p for p, _ in pairs], max_new_tokens=longest)
+    assert exact[:2].sum() >= 1 and exact.sum() < len(pairs)  # both outcomes are present
+    assert [float(d[: len(t)] == t) for d, t in zip(decoded, targets)] == exact.tolist()
 
 
 def test_run_experiment_with_filter_and_reweight(tokenizer, make_llama, facts, tmp_path):

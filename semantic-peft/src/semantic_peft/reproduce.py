@@ -90,7 +90,9 @@ def reproduce(rows_path: str | Path, results_dir: str | Path, overrides: list[st
     start = time.time()
     base = measure_base(model, tokenizer, facts, base_config)
     dump_config(base_config, results_dir / "config_base.yaml")
-    write_results(results_dir / "00_base.json", base.metrics, base_config, wall_time_s=time.time() - start,
+    base_metrics = {**base.metrics, "distance_base_mean": float(base.distance.mean()),
+                    "distance_final_mean": float(base.distance.mean())}
+    write_results(results_dir / "00_base.json", base_metrics, base_config, wall_time_s=time.time() - start,
                   extra={"label": "Base model (no training)", "row": "base", "facts": len(facts),
                          "metrics_note": "untrained model; all facts"})
     for i, row in enumerate(rows):
