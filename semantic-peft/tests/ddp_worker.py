@@ -6,23 +6,28 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-from conftest import _word_tokenizer, tiny_llama  # noqa: E402
-from shared_utils.device import AcceleratorConfig, build_accelerator  # noqa: E402
+from semantic_peft.adapters import wrap_model
+from semantic_peft.builtin_facts import builtin_facts
+from semantic_peft.config import PeftSettings, ReweightConfig, TrainConfig
+from semantic_peft.training import train
+from shared_utils.device import AcceleratorConfig, build_accelerator
 
-from semantic_peft.adapters import wrap_model  # noqa: E402
-from semantic_peft.builtin_facts import builtin_facts  # noqa: E402
-from semantic_peft.config import PeftSettings, ReweightConfig, TrainConfig  # noqa: E402
-from semantic_peft.training import train  # noqa: E402
 
-torch.set_num_threads(1)
-accelerator = build_accelerator(AcceleratorConfig(tracker=None, cpu=True), log=False)
-tokenizer = _word_tokenizer()
-model = wrap_model(tiny_llama(len(tokenizer)), PeftSettings(method="lora"))
-history = train(model, tokenizer, builtin_facts(1, 0), TrainConfig(epochs=3, batch_size=2, lr=1e-2),
-                ReweightConfig(enabled=True), accelerator)
-checksum = sum(float(p.detach().double().sum()) for n, p in model.named_parameters() if "lora_" in n)
-out = Path(sys.argv[1]) / f"rank{accelerator.process_index}.json"
-out.write_text(json.dumps({"world_size": accelerator.num_processes, "steps": history.steps,
-                           "losses": history.losses, "checksum": checksum,
-                           "tracked": int((~torch.isnan(history.trajectory[-1])).sum())}))
+def main(out_dir: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import _word_tokenizer, tiny_llama
+
+    torch.set_num_threads(1)
+    accelerator = build_accelerator(AcceleratorConfig(tracker=None, cpu=True), log=False)
+    tokenizer = _word_tokenizer()
+    model = wrap_model(tiny_llama(len(tokenizer)), PeftSettings(method="lora"))
+    history = train(model, tokenizer, builtin_facts(1, 0), TrainConfig(epochs=3, batch_size=2, lr=1e-2),
+                    ReweightConfig(enabled=True), accelerator)
+    checksum = sum(float(p.detach().double().sum()) for n, p in model.named_parameters() if "lora_" in n)
+    (out_dir / f"rank{accelerator.process_index}.json").write_text(json.dumps({
+        "world_size": accelerator.num_processes, "steps": history.steps, "losses": history.losses,
+        "checksum": checksum, "tracked": int((~torch.isnan(history.trajectory[-1])).sum())}))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
