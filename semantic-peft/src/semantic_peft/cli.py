@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="YAML with the base config and the rows (configs/paper/reproduce.yaml: 7B scale)")
     reproduce.add_argument("--results", default="results/semantic-peft", help="results folder")
     reproduce.add_argument("--only", nargs="*", help="run only these row names")
+    reproduce.add_argument("--table-only", action="store_true",
+                           help="only regenerate table.md and the README table from the results JSON")
     reproduce.add_argument("--readme", default=str(PACKAGE_ROOT / "README.md"), help="README whose table to regenerate")
     return parser
 
@@ -62,9 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     from shared_utils.config import ConfigError, load_config
 
     if args.command == "reproduce":
-        from semantic_peft.reproduce import reproduce
+        from semantic_peft.reproduce import reproduce, write_table
 
-        reproduce(args.rows, args.results, rest, args.readme, args.only)
+        if args.table_only:
+            write_table(args.results, args.readme)
+        else:
+            reproduce(args.rows, args.results, rest, args.readme, args.only)
         return 0
     try:
         config = load_config(ExperimentConfig, args.config, rest)
