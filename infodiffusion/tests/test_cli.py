@@ -1,9 +1,9 @@
 import json
 
 import pytest
-from shared_utils.config import ConfigError
 
 from infodiffusion.cli import build_parser, main
+from shared_utils.config import ConfigError
 
 
 def test_help_lists_the_subcommands(capsys):

@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train": "train a model (accelerate launch works too)",
         "sample": "generate candidates for the evaluation split with a trained run",
         "eval": "score a samples.jsonl (six metrics with MBR)",
-        "bench": "training steps/s, sampling samples/s and reverse steps to 95 percent of the final BLEU: info vs sqrt schedule",
+        "bench": "training steps/s, sampling samples/s and reverse steps to 95 percent of the final BLEU: "
+                 "info vs sqrt schedule",
         "reproduce": "the four-row default reproduction into results/infodiffusion/",
     }
     for name, help_text in commands.items():
