@@ -1,18 +1,83 @@
-"""Command line of `lemoe`."""
+"""Command line of `lemoe`: ``edit`` (a lifelong editing experiment), ``eval`` (score a saved
+adaptor), ``bench`` (throughput, latency, memory)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 from lemoe import __version__
 
+DESCRIPTION = "LEMoE: lifelong model editing with a mixture-of-experts adaptor (Wang & Li, EMNLP 2024)"
+
+
+def default_config_path() -> str:
+    """configs/default.yaml of the source tree when run from a checkout, else none (dataclass defaults)."""
+    path = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
+    return str(path) if path.exists() else ""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lemoe", description="LEMoE: lifelong model editing with a mixture-of-experts adaptor (Wang & Li, EMNLP 2024)")
+    from shared_utils.config import add_config_arguments
+
+    from lemoe.config import ExperimentConfig
+
+    parser = argparse.ArgumentParser(prog="lemoe", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command")
+    edit = sub.add_parser("edit", help="run a lifelong editing experiment (LEMoE + baselines), write results",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_arguments(edit, ExperimentConfig, default_config_path() or None)
+    edit.add_argument("--save-adaptor", default=None, help="also save the LEMoE adaptor of the last run here")
+    ev = sub.add_parser("eval", help="score a saved LEMoE adaptor on edit requests (Rel/Gen/Loc)")
+    ev.add_argument("adaptor", help="folder written by save_pretrained / edit --save-adaptor")
+    ev.add_argument("--model", default="smollm2-135m-instruct", help="the base model the adaptor was trained on")
+    ev.add_argument("--data", default="builtin", help="'builtin', a ZsRE/CounterFact/JSONL file or a hub id")
+    ev.add_argument("--data-format", default="auto")
+    ev.add_argument("--limit", type=int, default=100, help="number of requests scored")
+    bench = sub.add_parser("bench", help="editing throughput, inference latency ratio, memory per expert")
+    bench.add_argument("--model", default="smollm2-135m-instruct")
+    bench.add_argument("--edits", type=int, default=20, help="edits per method (one batch)")
+    bench.add_argument("--steps", type=int, default=10, help="training steps per batch for every method")
+    bench.add_argument("--experts", type=int, default=5, help="experts added before timing inference")
+    bench.add_argument("--layer", type=int, default=24)
+    bench.add_argument("--repeats", type=int, default=5, help="timed repetitions of the inference pass")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    if args.command == "edit":
+        from shared_utils.config import ConfigError, load_config
+
+        from lemoe.config import ExperimentConfig
+        from lemoe.experiment import run_experiment
+
+        try:
+            cfg = load_config(ExperimentConfig, args.config or None, rest)
+        except ConfigError as err:
+            parser.error(str(err))
+        run_experiment(cfg)
+        print((Path(cfg.output_dir) / "table.md").read_text())
+        return 0
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "eval":
+        from lemoe.experiment import evaluate_saved
+
+        metrics = evaluate_saved(args.adaptor, args.model, args.data, args.data_format, args.limit)
+        print(" ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
+        return 0
+    from lemoe.bench import run_bench
+
+    run_bench(args.model, args.edits, args.steps, args.experts, args.layer, args.repeats)
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""Module insertion: the MoE adaptor beside one FFN (paper, "Module insertion").
+
+    h(x) = FFN(x) + λ · Σᵢ g(i|x) · Eᵢ(x)
+
+Each expert Eᵢ is a small FFN whose output projection starts at zero, so a new, untrained
+expert changes nothing. Every edit batch adds one expert and one router key; earlier experts
+and keys are frozen (``requires_grad=False``) and therefore stay bit-for-bit unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lemoe.config import AdaptorConfig, RouterConfig
+from lemoe.routing import AnchorMemory, KeyedRouter, topk_gate
+
+# decoder-layer containers of the supported layouts, tried in order
+LAYER_CONTAINERS = ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers")
+
+
+class UnsupportedArchitecture(ValueError):
+    """The FFN to wrap could not be found; the message names the config option to set."""
+
+
+def get_submodule(root: nn.Module, path: str) -> nn.Module:
+    module = root
+    for part in path.split("."):
+        if not hasattr(module, part):
+            raise AttributeError(part)
+        module = getattr(module, part)
+    return module
+
+
+def find_layers_path(model: nn.Module) -> str:
+    """Dotted path of the decoder-layer list (``model.layers`` for LLaMA-family, ``transformer.h`` for GPT-2)."""
+    for path in LAYER_CONTAINERS:
+        try:
+            if isinstance(get_submodule(model, path), nn.ModuleList):
+                return path
+        except AttributeError:
+            continue
+    raise UnsupportedArchitecture(
+        f"cannot find the decoder layers of {type(model).__name__}: set adaptor.module_path "
+        "to the dotted path of the FFN to wrap, e.g. 'model.layers.{layer}.mlp'")
+
+
+def ffn_path(model: nn.Module, cfg: AdaptorConfig) -> str:
+    """Dotted path of the FFN of layer ``cfg.layer`` (from ``cfg.module_path`` or the architecture)."""
+    if cfg.module_path:
+        path = cfg.module_path.format(layer=cfg.layer)
+        try:
+            get_submodule(model, path)
+        except AttributeError as err:
+            raise UnsupportedArchitecture(
+                f"adaptor.module_path={cfg.module_path!r} does not name a module of {type(model).__name__} "
+                f"(no attribute {err.args[0]!r})") from err
+        return path
+    layers_path = find_layers_path(model)
+    layers = get_submodule(model, layers_path)
+    if not 0 <= cfg.layer < len(layers):
+        raise UnsupportedArchitecture(f"adaptor.layer={cfg.layer} is out of range: the model has {len(layers)} layers")
+    for name in ("mlp", "feed_forward", "ffn"):
+        if hasattr(layers[cfg.layer], name):
+            return f"{layers_path}.{cfg.layer}.{name}"
+    raise UnsupportedArchitecture(
+        f"layer {cfg.layer} of {type(model).__name__} has no 'mlp'/'feed_forward': set adaptor.module_path")
+
+
+def hidden_size(model: nn.Module) -> int:
+    config = model.config
+    for name in ("hidden_size", "n_embd", "d_model"):
+        if hasattr(config, name):
+            return int(getattr(config, name))
+    raise UnsupportedArchitecture(f"cannot read the hidden size of {type(model).__name__}")
+
+
+class Expert(nn.Module):
+    """Eᵢ(x) = W₂ · SiLU(W₁ · x), with W₂ (and its bias) initialised to zero."""
+
+    def __init__(self, d_model: int, width: int, generator: torch.Generator | None = None):
+        super().__init__()
+        self.fc_in = nn.Linear(d_model, width)
+        self.fc_out = nn.Linear(width, d_model)
+        with torch.no_grad():
+            bound = 1.0 / d_model**0.5
+            self.fc_in.weight.copy_(torch.empty(width, d_model).uniform_(-bound, bound, generator=generator))
+            self.fc_in.bias.zero_()
+            self.fc_out.weight.zero_()
+            self.fc_out.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc_out(F.silu(self.fc_in(x)))
+
+
+class MoEAdaptor(nn.Module):
+    """Wraps an FFN: output = FFN(x) + λ · Σᵢ g(i|x) · Eᵢ(x).
+
+    ``router.mode == 'kv_anchor'``: the gate is one row per instance, set beforehand with
+    :meth:`set_instance_gate` (the editor computes it from the pooled prompt embedding).
+    ``router.mode == 'token'``: the gate is computed here from each token's FFN input.
+    """
+
+    def __init__(self, ffn: nn.Module, d_model: int, d_embed: int, adaptor: AdaptorConfig, router: RouterConfig):
+        super().__init__()
+        if router.mode not in ("kv_anchor", "token"):
+            raise ValueError(f"router.mode must be 'kv_anchor' or 'token', got {router.mode!r}")
+        self.ffn = ffn
+        self.d_model = d_model
+        self.adaptor_cfg = adaptor
+        self.router_cfg = router
+        self.experts = nn.ModuleList()
+        self.router = KeyedRouter(d_embed if router.mode == "kv_anchor" else d_model, router.dim)
+        self.memory = AnchorMemory(d_embed if router.mode == "kv_anchor" else d_model)
+        self.instance_gate: torch.Tensor | None = None
+        self.enabled = True  # False: behave as the bare FFN (the unedited model)
+        self.forced_expert: int | None = None  # training: every token goes to this expert
+        self.capture_tokens: torch.Tensor | None = None  # token mode: (B, T) mask of inputs to keep
+        self.captured: torch.Tensor | None = None
+
+    @property
+    def num_experts(self) -> int:
+        return len(self.experts)
+
+    def add_expert(self, generator: torch.Generator | None = None) -> int:
+        """Freeze every existing expert and key, then add a new expert and key; returns its index."""
+        for p in list(self.experts.parameters()) + list(self.router.keys.parameters()):
+            p.requires_grad_(False)
+        ref = self.router.up.weight
+        expert = Expert(self.d_model, self.adaptor_cfg.expert_width, generator).to(ref)
+        self.experts.append(expert)
+        self.router.add_key(generator)
+        return self.num_experts - 1
+
+    def set_instance_gate(self, gate: torch.Tensor | None) -> None:
+        """Gate (B, n_experts) used by the next forward passes (kv_anchor mode); None = no experts."""
+        self.instance_gate = gate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.ffn(x)
+        if self.num_experts == 0 or not self.enabled:
+            return out
+        if self.router_cfg.mode == "token" and self.capture_tokens is not None and self.captured is None:
+            self.captured = x[self.capture_tokens.to(x.device)].detach().float()
+        if self.router_cfg.mode == "token" and self.forced_expert is not None:
+            gate = torch.zeros(*x.shape[:-1], self.num_experts, device=x.device, dtype=x.dtype)
+            gate[..., self.forced_expert] = 1.0
+        elif self.router_cfg.mode == "token":
+            gate = topk_gate(self.router.scores(x), self.router_cfg.top_k)  # (B, T, n)
+        else:
+            if self.instance_gate is None:
+                return out
+            gate = self.instance_gate[:, None, :].to(x.dtype)  # (B, 1, n)
+            if gate.shape[0] != x.shape[0]:
+                raise RuntimeError(f"routing gate is for {gate.shape[0]} instances but the input has {x.shape[0]}")
+        delta = torch.zeros_like(out)
+        active = gate.flatten(0, -2).abs().sum(0) > 0
+        for i in torch.nonzero(active).flatten().tolist():
+            delta = delta + gate[..., i : i + 1] * self.experts[i](x)
+        return out + self.adaptor_cfg.scale * delta

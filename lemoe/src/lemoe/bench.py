@@ -1,0 +1,85 @@
+"""``lemoe bench``: editing throughput against FT-L and LoRA, inference latency of the edited model
+over the unedited one, and parameters/memory per expert, all measured in one run."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import time
+
+import torch
+
+from lemoe.baselines import FTLEditor, LoRAEditor
+from lemoe.config import LEMoEConfig
+from lemoe.data import load_edits
+from lemoe.editor import LEMoEEditor
+
+
+def _time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run_bench(model_name: str = "smollm2-135m-instruct", edits: int = 20, steps: int = 10, experts: int = 5,
+              layer: int = 24, repeats: int = 5) -> dict[str, float]:
+    """Print and return the benchmark numbers (ratios are measured in this one process)."""
+    from shared_utils.models import load_causal_lm
+
+    base, tok = load_causal_lm(model_name)
+    requests = load_edits("builtin")
+    cfg = LEMoEConfig()
+    cfg.adaptor.layer, cfg.train.max_steps, cfg.train.early_stop_loss, cfg.train.progress = layer, steps, -1.0, False
+    batch = requests[:edits]
+    out: dict[str, float] = {}
+    makers = {
+        "lemoe": lambda m: LEMoEEditor(m, tok, cfg),
+        "ft_l": lambda m: FTLEditor(m, tok, cfg.adaptor, cfg.train, cfg.train.lr),
+        "lora": lambda m: LoRAEditor(m, tok, cfg.adaptor, cfg.train, cfg.train.lr),
+    }
+    for name, make in makers.items():
+        editor = make(copy.deepcopy(base))
+        start = time.perf_counter()
+        editor.edit(batch)
+        out[f"{name}_edits_per_s"] = edits / (time.perf_counter() - start)
+    # inference latency: an editor with `experts` experts (one short batch each) vs the unedited model
+    cfg.train.max_steps = 1
+    model = copy.deepcopy(base)
+    editor = LEMoEEditor(model, tok, cfg)
+    for i in range(experts):
+        editor.edit(requests[i * edits:(i + 1) * edits] or batch)
+    prompts = [r.prompt for r in requests[:32]]
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    enc_left = tok(prompts, return_tensors="pt", padding=True, padding_side="left")
+
+    @torch.no_grad()
+    def forward(m):
+        return lambda: m(**enc)
+
+    @torch.no_grad()
+    def generate(m):
+        return lambda: m.generate(**enc_left, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
+
+    out["forward_latency_ratio"] = _time(forward(model), repeats) / _time(forward(base), repeats)
+    out["generate_latency_ratio"] = _time(generate(model), repeats) / _time(generate(base), repeats)
+    expert = editor.adaptor.experts[0]
+    per_expert = sum(p.numel() for p in expert.parameters()) + editor.adaptor.router.keys[0].numel()
+    out["params_per_expert"] = per_expert
+    out["bytes_per_expert"] = per_expert * expert.fc_in.weight.element_size()
+    out["anchor_bytes_per_edit"] = editor.adaptor.memory.anchors[0].numel() * editor.adaptor.memory.anchors.element_size()
+    out["router_params"] = sum(p.numel() for n, p in editor.adaptor.router.named_parameters() if not n.startswith("keys"))
+    out["base_params"] = sum(p.numel() for p in base.parameters())
+    print(f"model {model_name}, adaptor layer {layer}, {edits} edits x {steps} steps per method, {experts} experts")
+    print(f"editing throughput (edits/s): LEMoE {out['lemoe_edits_per_s']:.2f}, FT-L {out['ft_l_edits_per_s']:.2f}, "
+          f"LoRA {out['lora_edits_per_s']:.2f}  (LEMoE/FT-L {out['lemoe_edits_per_s'] / out['ft_l_edits_per_s']:.2f}x, "
+          f"LEMoE/LoRA {out['lemoe_edits_per_s'] / out['lora_edits_per_s']:.2f}x)")
+    print(f"inference latency edited/unedited: forward {out['forward_latency_ratio']:.3f}x, "
+          f"generate(8 tokens) {out['generate_latency_ratio']:.3f}x  (target <= 1.10x)")
+    print(f"per expert: {per_expert} parameters ({out['bytes_per_expert'] / 2**20:.2f} MiB, "
+          f"{100 * per_expert / out['base_params']:.3f}% of the base model); "
+          f"anchor memory {out['anchor_bytes_per_edit']} bytes per edit; shared router {out['router_params']} parameters")
+    return out

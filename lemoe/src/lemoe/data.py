@@ -1,0 +1,136 @@
+"""Edit requests and loaders for every supported format.
+
+Formats: ZsRE in the MEND schema (``src, alt, rephrase, loc, loc_ans``), CounterFact in
+EasyEdit's schema (``prompt, target_new, rephrase_prompt, locality_prompt,
+locality_ground_truth``), a generic JSONL (``prompt, target, rephrase, locality_prompt,
+locality_answer``), the package's built-in counterfactual set, and hub ids via ``datasets``.
+A malformed record raises :class:`DataError` naming its index and the missing field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+
+class DataError(ValueError):
+    """A record that cannot be turned into an edit request (the message names index and field)."""
+
+
+@dataclass(frozen=True)
+class EditRequest:
+    """One edit: make ``prompt`` continue with ``target``; scored also on ``rephrase`` and locality."""
+
+    prompt: str
+    target: str
+    rephrase: str = ""
+    locality_prompt: str = ""
+    locality_answer: str = ""
+    subject: str = ""
+
+
+FIELDS = {
+    "zsre": {"prompt": "src", "target": "alt", "rephrase": "rephrase", "locality_prompt": "loc",
+             "locality_answer": "loc_ans", "subject": "subject"},
+    "counterfact": {"prompt": "prompt", "target": "target_new", "rephrase": "rephrase_prompt",
+                    "locality_prompt": "locality_prompt", "locality_answer": "locality_ground_truth",
+                    "subject": "subject"},
+    "jsonl": {"prompt": "prompt", "target": "target", "rephrase": "rephrase",
+              "locality_prompt": "locality_prompt", "locality_answer": "locality_answer", "subject": "subject"},
+}
+REQUIRED = ("prompt", "target", "rephrase", "locality_prompt", "locality_answer")
+
+
+def _text(value: Any) -> str:
+    """CounterFact/EasyEdit fields are sometimes lists (several paraphrases): take the first."""
+    if isinstance(value, list):
+        return str(value[0]) if value else ""
+    return str(value)
+
+
+def record_to_request(record: dict[str, Any], fmt: str, index: int) -> EditRequest:
+    """Map one raw record of format ``fmt`` to an :class:`EditRequest` (errors name ``index``)."""
+    if fmt not in FIELDS:
+        raise DataError(f"unknown data_format {fmt!r}; expected one of {sorted(FIELDS)}")
+    if not isinstance(record, dict):
+        raise DataError(f"record {index}: expected a JSON object, got {type(record).__name__}")
+    mapping = FIELDS[fmt]
+    values = {}
+    for name, key in mapping.items():
+        if key not in record or record[key] is None or _text(record[key]).strip() == "":
+            if name in REQUIRED:
+                raise DataError(f"record {index}: missing field {key!r} ({fmt} format)")
+            values[name] = ""
+            continue
+        values[name] = _text(record[key])
+    if fmt == "zsre" and values["locality_prompt"].startswith("nq question: "):
+        values["locality_prompt"] = values["locality_prompt"][len("nq question: "):]
+    if fmt == "counterfact" and "{}" in values["prompt"]:
+        values["prompt"] = values["prompt"].format(values["subject"])
+    return EditRequest(**{k: v.strip() for k, v in values.items()})
+
+
+def detect_format(record: dict[str, Any]) -> str:
+    """Guess the schema from the keys of the first record."""
+    if "src" in record and "alt" in record:
+        return "zsre"
+    if "target_new" in record:
+        return "counterfact"
+    return "jsonl"
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".jsonl":
+        records = []
+        for line_no, line in enumerate(text.splitlines()):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}: line {line_no + 1} is not valid JSON ({err.msg})") from err
+        return records
+    data = json.loads(text)
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON array of records")
+    return data
+
+
+def builtin_path() -> Path:
+    """The package's own counterfactual edit set (150 well-known facts, see README)."""
+    return Path(str(resources.files("lemoe") / "data" / "builtin_edits.jsonl"))
+
+
+def load_edits(source: str = "builtin", fmt: str = "auto", limit: int | None = None,
+               skip_invalid: bool = False) -> list[EditRequest]:
+    """Load edit requests from ``source``: 'builtin', a local .json/.jsonl file, or a hub dataset id.
+
+    ``skip_invalid`` drops malformed records (e.g. the two ZsRE eval records with an empty
+    ``alt``) instead of raising; ``limit`` counts valid requests.
+    """
+    if source == "builtin":
+        path, fmt = builtin_path(), "jsonl"
+        records = _read_records(path)
+    elif Path(source).exists():
+        records = _read_records(Path(source))
+    else:
+        import datasets
+
+        records = list(datasets.load_dataset(source, split="train"))
+    if not records:
+        raise DataError(f"{source}: no records")
+    if fmt in ("auto", "builtin"):
+        fmt = detect_format(records[0]) if fmt == "auto" else "jsonl"
+    requests = []
+    for i, record in enumerate(records):
+        if limit is not None and len(requests) >= limit:
+            break
+        try:
+            requests.append(record_to_request(record, fmt, i))
+        except DataError:
+            if not skip_invalid:
+                raise
+    return requests

@@ -1,0 +1,232 @@
+"""The LEMoE editor: inserts the MoE adaptor, edits batch after batch, saves/loads the adaptor.
+
+Per batch t (paper, "Module insertion" and "KV anchor routing"): add expert E_t and key k_t,
+freeze all earlier experts and keys, and train E_t, k_t and the router projection with
+
+    L = NLL(target tokens | routed to E_t) + w · CE(softmax_i(k_i · v_j), t)   (+ replay, below)
+
+The routing cross-entropy teaches the router to send this batch's prompts to E_t; with
+``router.replay`` the pooled prompt embeddings of earlier edits are kept and included with
+their own experts as labels, so training the shared projection does not move them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from lemoe.adaptor import MoEAdaptor, ffn_path, get_submodule, hidden_size
+from lemoe.config import AdaptorConfig, LEMoEConfig, RouterConfig, TrainConfig
+from lemoe.data import EditRequest
+from lemoe.routing import pooled_embedding, topk_gate
+from lemoe.training import SequentialEditor
+
+ADAPTOR_WEIGHTS = "adaptor.safetensors"
+ADAPTOR_CONFIG = "adaptor_config.json"
+
+
+class LEMoEEditor(SequentialEditor):
+    """Wraps a causal LM; :meth:`edit` adds one expert per batch; ``editor.model`` is the edited model.
+
+    The edited model works on its own (``model(...)``, ``model.generate(...)``): a forward
+    pre-hook computes the instance-level routing on every fresh forward (no KV cache yet) from
+    the prompt tokens and keeps it for the cached decoding steps that follow.
+    """
+
+    name = "lemoe"
+
+    def __init__(self, model: nn.Module, tokenizer, config: LEMoEConfig | None = None):
+        config = config or LEMoEConfig()
+        super().__init__(model, tokenizer, config.adaptor.layer, config.train)
+        self.config = config
+        self.ffn_path = ffn_path(model, config.adaptor)
+        parent_path, attr = self.ffn_path.rsplit(".", 1)
+        ffn = get_submodule(model, self.ffn_path)
+        ref = next(ffn.parameters())
+        d_embed = model.get_input_embeddings().weight.shape[1]
+        self.adaptor = MoEAdaptor(ffn, hidden_size(model), d_embed, config.adaptor, config.router).to(ref.device, ref.dtype)
+        setattr(get_submodule(model, parent_path), attr, self.adaptor)
+        for p in self.adaptor.router.parameters():
+            p.requires_grad_(False)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.expert_requests: list[list[EditRequest]] = []
+        self._prompt_mask: torch.Tensor | None = None
+        self._training_expert: int | None = None
+        self._batch_anchors: torch.Tensor | None = None
+        self._new_anchor_rows = 0
+        self._hook = model.register_forward_pre_hook(self._route_hook, with_kwargs=True)
+        if config.router.mode == "token":
+            self.name = "token_moe"
+
+    # ----- routing -------------------------------------------------------------------------
+    def anchors(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ē: mean input embedding over the masked (prompt) tokens, one row per instance."""
+        embeds = self.model.get_input_embeddings()(input_ids)
+        return pooled_embedding(embeds.float(), mask)
+
+    @torch.no_grad()
+    def route(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Instance gate (B, n_experts) from the prompt tokens in ``mask`` (all-zero row = no expert)."""
+        e = self.anchors(input_ids, mask)
+        router = self.adaptor.router
+        gate = topk_gate(router.scores(e.to(router.up.weight.dtype)), self.config.router.top_k)
+        if self.config.router.null_threshold != "none" and self.adaptor.memory.anchors.shape[0] > 0:
+            unrelated = self.adaptor.memory.similarity(e) < self.adaptor.memory.threshold
+            gate[unrelated] = 0.0
+        return gate
+
+    def routed_expert(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Index of the top expert per instance, -1 where no expert fires."""
+        gate = self.route(input_ids, mask)
+        return torch.where(gate.sum(-1) > 0, gate.argmax(-1), torch.full_like(gate[:, 0], -1, dtype=torch.long))
+
+    def _route_hook(self, _module, args, kwargs):
+        if (self.config.router.mode != "kv_anchor" or self.adaptor.num_experts == 0
+                or self._training_expert is not None or self._prompt_mask is not None):
+            return None
+        input_ids = kwargs.get("input_ids", args[0] if args else None)
+        if input_ids is None:
+            return None
+        past = kwargs.get("past_key_values")
+        if past is not None and hasattr(past, "get_seq_length") and past.get_seq_length() > 0:
+            return None  # a cached decoding step: keep the decision made on the prompt
+        mask = kwargs.get("attention_mask")
+        if mask is None:
+            mask = torch.ones_like(input_ids)
+        self.adaptor.set_instance_gate(self.route(input_ids, mask))
+        return None
+
+    @contextmanager
+    def _routing(self, input_ids, attention_mask, prompt_mask, training: bool = False) -> Iterator[None]:
+        if training:
+            n, b = self.adaptor.num_experts, input_ids.shape[0]
+            gate = torch.zeros(b, n, device=input_ids.device)
+            gate[:, self._training_expert] = 1.0
+            self.adaptor.set_instance_gate(gate)
+            self.adaptor.forced_expert = self._training_expert
+        elif prompt_mask is not None and self.config.router.mode == "kv_anchor" and self.adaptor.num_experts:
+            self.adaptor.set_instance_gate(self.route(input_ids, prompt_mask))
+        self._prompt_mask = prompt_mask
+        try:
+            yield
+        finally:
+            self._prompt_mask = None
+            self.adaptor.forced_expert = None
+            self.adaptor.set_instance_gate(None)
+
+    @contextmanager
+    def detached(self) -> Iterator[None]:
+        """Run the model as if unedited (every expert off) inside the block."""
+        self.adaptor.enabled = False
+        try:
+            yield
+        finally:
+            self.adaptor.enabled = True
+
+    # ----- one batch -----------------------------------------------------------------------
+    def _begin_batch(self, requests: list[EditRequest]) -> list[nn.Parameter]:
+        cfg = self.config.adaptor
+        if self.adaptor.num_experts < cfg.max_experts:
+            idx = self.adaptor.add_expert(self.generator)
+            self.expert_requests.append([])
+        elif cfg.overflow == "reuse_last":
+            idx = self.adaptor.num_experts - 1
+            for p in list(self.adaptor.experts[idx].parameters()) + [self.adaptor.router.keys[idx]]:
+                p.requires_grad_(True)
+        else:
+            raise RuntimeError(f"adaptor.max_experts={cfg.max_experts} reached and adaptor.overflow={cfg.overflow!r}")
+        self._training_expert = idx
+        self._replayed = list(self.expert_requests[idx])
+        self.expert_requests[idx].extend(requests)
+        params = list(self.adaptor.experts[idx].parameters()) + [self.adaptor.router.keys[idx]]
+        params += [self.adaptor.router.down.weight, self.adaptor.router.down.bias,
+                   self.adaptor.router.up.weight, self.adaptor.router.up.bias]
+        for p in params:
+            p.requires_grad_(True)
+        return params
+
+    def _training_requests(self, requests: list[EditRequest]) -> list[EditRequest]:
+        return self._replayed + list(requests)
+
+    def _prepare_encoded(self, enc: dict[str, torch.Tensor]) -> None:
+        self._new_anchor_rows = enc["input_ids"].shape[0] - len(self._replayed)
+        if self.config.router.mode == "kv_anchor":
+            self._batch_anchors = self.anchors(enc["input_ids"], enc["prompt_mask"]).detach()
+        else:  # token routing: every non-pad token's FFN input, captured on the first training forward
+            self._batch_anchors, self.adaptor.captured = None, None
+            self.adaptor.capture_tokens = enc["attention_mask"].bool()
+
+    def _extra_loss(self) -> torch.Tensor | None:
+        w = self.config.router.route_loss_weight
+        if w == 0:
+            return None
+        if self._batch_anchors is None:
+            self._batch_anchors = self.adaptor.captured.detach()
+        x, y = self._batch_anchors, torch.full((self._batch_anchors.shape[0],), self._training_expert, device=self.device)
+        memory = self.adaptor.memory
+        if self.config.router.replay and memory.anchors.shape[0] > 0:
+            keep = memory.experts != self._training_expert
+            x, y = torch.cat([x, memory.anchors[keep]]), torch.cat([y, memory.experts[keep]])
+        router = self.adaptor.router
+        return w * F.cross_entropy(router.scores(x.to(router.up.weight.dtype)).float(), y)
+
+    def _end_batch(self) -> None:
+        idx = self._training_expert
+        rows = self._batch_anchors[-self._new_anchor_rows:] if self.config.router.mode == "kv_anchor" else self._batch_anchors
+        self.adaptor.memory.add(rows, idx)
+        if self.config.router.null_threshold == "calibrated":
+            self.adaptor.memory.calibrate(self.config.router.null_quantile)
+        for p in self.adaptor.parameters():
+            p.requires_grad_(False)
+        self.adaptor.capture_tokens, self.adaptor.captured = None, None
+        self._training_expert, self._batch_anchors, self._replayed = None, None, []
+
+    # ----- persistence ---------------------------------------------------------------------
+    def adaptor_state(self) -> dict[str, torch.Tensor]:
+        """Adaptor tensors without the wrapped (unchanged) FFN."""
+        return {k: v.detach().cpu().contiguous() for k, v in self.adaptor.state_dict().items() if not k.startswith("ffn.")}
+
+    def save_pretrained(self, path: str | Path) -> Path:
+        """Write the adaptor alone: ``adaptor.safetensors`` + ``adaptor_config.json`` (atomically)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tmp = path / (ADAPTOR_WEIGHTS + ".tmp")
+        save_file(self.adaptor_state(), str(tmp))
+        tmp.replace(path / ADAPTOR_WEIGHTS)
+        meta = {"config": asdict(self.config), "num_experts": self.adaptor.num_experts, "ffn_path": self.ffn_path,
+                "expert_sizes": [len(r) for r in self.expert_requests]}
+        tmp = path / (ADAPTOR_CONFIG + ".tmp")
+        tmp.write_text(json.dumps(meta, indent=2))
+        tmp.replace(path / ADAPTOR_CONFIG)
+        return path
+
+    @classmethod
+    def from_pretrained(cls, model: nn.Module, path: str | Path, tokenizer=None) -> LEMoEEditor:
+        """Insert a saved adaptor into ``model`` (the same base model it was trained on)."""
+        path = Path(path)
+        meta = json.loads((path / ADAPTOR_CONFIG).read_text())
+        raw = meta["config"]
+        config = LEMoEConfig(adaptor=AdaptorConfig(**raw["adaptor"]), router=RouterConfig(**raw["router"]),
+                             train=TrainConfig(**raw["train"]), seed=raw["seed"])
+        editor = cls(model, tokenizer, config)
+        for _ in range(meta["num_experts"]):
+            editor.adaptor.add_expert(editor.generator)
+        state = load_file(str(path / ADAPTOR_WEIGHTS))
+        memory = editor.adaptor.memory
+        memory.anchors = torch.zeros_like(state["memory.anchors"]).to(memory.anchors)
+        memory.experts = torch.zeros_like(state["memory.experts"]).to(memory.experts.device)
+        missing, unexpected = editor.adaptor.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.startswith("ffn.")]
+        if missing or unexpected:
+            raise ValueError(f"{path / ADAPTOR_WEIGHTS}: missing {missing}, unexpected {unexpected}")
+        for p in editor.adaptor.parameters():
+            p.requires_grad_(False)
+        return editor

@@ -1,0 +1,256 @@
+"""The lifelong-editing experiment: T sequential edits in batches, every method in one harness.
+
+Protocol (WISE's, which LEMoE follows): the T edits arrive in batches; after the last batch
+the *final* model is scored on all T edits (Rel, Gen, Loc). With ``eval_each_batch`` the model
+is also scored after each batch on the edits made so far (and Loc on all locality prompts),
+which gives the figure of the metrics against the number of edits. ``num_runs`` > 1 repeats on
+disjoint slices of the data with the model reset, and averages.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from shared_utils.config import config_to_dict, dump_config
+from shared_utils.results import load_results, render_markdown_table, replace_marked_section, write_results
+from shared_utils.seeding import seed_everything
+from shared_utils.tracking import get_logger
+
+from lemoe.baselines import FTLEditor, LoRAEditor
+from lemoe.config import ExperimentConfig
+from lemoe.data import EditRequest, load_edits
+from lemoe.editor import LEMoEEditor
+from lemoe.metrics import EvalSets, build_eval_sets, evaluate, exact_from_teacher_forcing, mean, token_accuracy
+from lemoe.planning import embed_requests, plan_batches
+
+log = get_logger("lemoe")
+
+METHODS = ("lemoe", "lemoe_random", "token_moe", "ft_l", "lora")
+LABELS = {
+    "lemoe": "LEMoE (KV anchor, cluster order, no-expert threshold)",
+    "lemoe_always_route": "LEMoE, top-1 always fires (same experts, threshold off)",
+    "lemoe_random": "LEMoE, random order",
+    "token_moe": "MoE adaptor, token-level routing",
+    "ft_l": "FT-L",
+    "lora": "LoRA (peft)",
+}
+
+
+def load_model(name: str, device: str):
+    """(model, tokenizer) through shared_utils; ``device='auto'`` spreads a large model over the GPUs."""
+    from shared_utils.models import load_causal_lm
+
+    if device == "auto":
+        return load_causal_lm(name, device_map="auto")
+    return load_causal_lm(name, device=device)
+
+
+def per_example(editor, sets: EvalSets) -> dict[str, list[float]]:
+    """Per-example Rel/Gen/Loc token accuracies and Rel/Gen exact matches."""
+    out = {}
+    for key, batches in (("rel", sets.rel), ("gen", sets.gen)):
+        p, t = editor.predict(batches)
+        out[key], out[f"{key}_em"] = token_accuracy(p, t), exact_from_teacher_forcing(p, t)
+    p, _ = editor.predict(sets.loc)
+    out["loc"] = token_accuracy(p, sets.loc_reference)
+    return out
+
+
+def summarise(scores: dict[str, list[float]], edited: list[int]) -> dict[str, float]:
+    """Average Rel/Gen over the ``edited`` examples, Loc over all; plus the Rel/Gen/Loc mean."""
+    m = {k: mean([scores[k][i] for i in edited]) for k in ("rel", "gen", "rel_em", "gen_em")}
+    m["loc"] = mean(scores["loc"])
+    m["avg"] = (m["rel"] + m["gen"] + m["loc"]) / 3
+    return m
+
+
+def make_editor(method: str, model, tokenizer, cfg: ExperimentConfig):
+    lemoe = cfg.lemoe
+    if method in ("lemoe", "lemoe_random"):
+        return LEMoEEditor(model, tokenizer, lemoe)
+    if method == "token_moe":
+        return LEMoEEditor(model, tokenizer, replace(lemoe, router=replace(lemoe.router, mode="token", null_threshold="none")))
+    if method == "ft_l":
+        return FTLEditor(model, tokenizer, lemoe.adaptor, lemoe.train, cfg.baselines.ftl_lr, cfg.baselines.ftl_module)
+    if method == "lora":
+        return LoRAEditor(model, tokenizer, lemoe.adaptor, lemoe.train, cfg.baselines.lora_lr,
+                          cfg.baselines.lora_rank, cfg.baselines.lora_alpha)
+    raise ValueError(f"unknown method {method!r} in methods; expected some of {list(METHODS)}")
+
+
+def run_method(method: str, base_model, tokenizer, batches: list[list[EditRequest]], index: dict[int, int],
+               sets: EvalSets, cfg: ExperimentConfig) -> dict[str, dict]:
+    """Edit a fresh copy of the model batch by batch; returns {row name: {final, curve, train_s}}."""
+    seed_everything(cfg.lemoe.seed)
+    model = copy.deepcopy(base_model)
+    editor = make_editor(method, model, tokenizer, cfg)
+    views = {method: None}
+    if method == "lemoe" and cfg.lemoe.router.null_threshold != "none":
+        views["lemoe_always_route"] = "none"
+    curves: dict[str, list[dict]] = {name: [] for name in views}
+    edited: list[int] = []
+    train_s = 0.0
+    for b, batch in enumerate(batches):
+        start = time.perf_counter()
+        record = editor.edit(batch)
+        train_s += time.perf_counter() - start
+        edited.extend(index[id(r)] for r in batch)
+        log.info("%s batch %d/%d: %d steps, nll %.4f", method, b + 1, len(batches), record["steps"], record["nll"])
+        if cfg.eval_each_batch or b == len(batches) - 1:
+            for name, null in views.items():
+                with _null_view(editor, null):
+                    curves[name].append({"edits": len(edited), **summarise(per_example(editor, sets), edited)})
+    return {name: {"final": curves[name][-1], "curve": curves[name], "train_s": train_s, "history": editor.history}
+            for name in views}
+
+
+class _null_view:
+    """Temporarily switch the LEMoE no-expert threshold (None = leave as configured)."""
+
+    def __init__(self, editor, null: str | None):
+        self.editor, self.null, self.saved = editor, null, None
+
+    def __enter__(self):
+        if self.null is not None:
+            self.saved = self.editor.config.router.null_threshold
+            self.editor.config.router.null_threshold = self.null
+
+    def __exit__(self, *exc):
+        if self.null is not None:
+            self.editor.config.router.null_threshold = self.saved
+
+
+def run_experiment(cfg: ExperimentConfig) -> list[dict]:
+    """Run every method of ``cfg.methods`` on ``cfg.num_runs`` slices of T edits; write results."""
+    started = time.perf_counter()
+    seed_everything(cfg.lemoe.seed)
+    out_dir = Path(cfg.output_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    unknown = [m for m in cfg.methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; expected some of {list(METHODS)}")
+    data = load_edits(cfg.data, cfg.data_format, limit=cfg.num_edits * cfg.num_runs, skip_invalid=True)
+    if len(data) < cfg.num_edits * cfg.num_runs:
+        raise ValueError(f"num_edits={cfg.num_edits} x num_runs={cfg.num_runs} needs {cfg.num_edits * cfg.num_runs} "
+                         f"edits but {cfg.data} has {len(data)}")
+    base_model, tokenizer = load_model(cfg.model, cfg.device)
+    base_model.eval()
+    for p in base_model.parameters():
+        p.requires_grad_(False)
+    rows: dict[str, list[dict]] = {}
+    for run in range(cfg.num_runs):
+        requests = data[run * cfg.num_edits:(run + 1) * cfg.num_edits]
+        index = {id(r): i for i, r in enumerate(requests)}
+        log.info("run %d/%d: %d edits, batches of %d", run + 1, cfg.num_runs, len(requests), cfg.batch_size)
+        sets = build_eval_sets(base_model, tokenizer, requests, cfg.lemoe.adaptor.layer, cfg.eval_batch_size,
+                               cfg.lemoe.train.cache_prefix)
+        plans = {}
+        if cfg.plan.order == "cluster":
+            emb = embed_requests(requests, cfg.plan.embedder, base_model, tokenizer)
+            plans["cluster"] = plan_batches(requests, cfg.batch_size, "cluster", cfg.lemoe.seed + run, emb, cfg.plan.kmeans_iters)
+        else:
+            plans["cluster"] = plan_batches(requests, cfg.batch_size, cfg.plan.order, cfg.lemoe.seed + run)
+        plans["random"] = plan_batches(requests, cfg.batch_size, "random", cfg.lemoe.seed + run)
+        for method in cfg.methods:
+            order = "random" if method == "lemoe_random" else ("cluster" if method.startswith("lemoe") else "random")
+            for name, result in run_method(method, base_model, tokenizer, plans[order], index, sets, cfg).items():
+                result["order"] = order if method.startswith("lemoe") else "random"
+                rows.setdefault(name, []).append(result)
+    return write_outputs(rows, cfg, time.perf_counter() - started)
+
+
+def _average(results: list[dict]) -> dict:
+    keys = results[0]["final"].keys()
+    final = {k: mean([r["final"][k] for r in results]) for k in keys}
+    curve = [{k: mean([r["curve"][i][k] for r in results]) for k in keys} for i in range(len(results[0]["curve"]))]
+    return {"final": final, "curve": curve, "train_s": mean([r["train_s"] for r in results])}
+
+
+def write_outputs(rows: dict[str, list[dict]], cfg: ExperimentConfig, wall_s: float) -> list[dict]:
+    """One JSON per row, ``table.md``, ``metrics_vs_edits.png``, ``config.yaml``; README table if set."""
+    out_dir = Path(cfg.output_dir)
+    written = []
+    for name, results in rows.items():
+        avg = _average(results)
+        metrics = {**avg["final"], "train_s": avg["train_s"],
+                   "edits_per_s": cfg.num_edits / avg["train_s"] if avg["train_s"] else float("nan")}
+        extra = {"method": name, "label": LABELS[name], "order": results[0]["order"], "num_edits": cfg.num_edits,
+                 "batch_size": cfg.batch_size, "num_runs": cfg.num_runs, "curve": avg["curve"],
+                 "steps_per_batch": [h["steps"] for h in results[0]["history"]]}
+        write_results(out_dir / f"{name}.json", metrics, config=cfg, wall_time_s=wall_s, extra=extra)
+        written.append(name)
+    dump_config(cfg, out_dir / "config.yaml")
+    table = render_table(out_dir)
+    plot_curves(out_dir)
+    if cfg.readme:
+        replace_marked_section(cfg.readme, "results", table)
+    log.info("wrote %s", ", ".join(str(out_dir / f"{n}.json") for n in written))
+    return [config_to_dict(cfg)]
+
+
+ROW_ORDER = ["lemoe", "lemoe_always_route", "lemoe_random", "token_moe", "ft_l", "lora"]
+
+
+def render_table(out_dir: Path) -> str:
+    """Markdown table of every row JSON in ``out_dir`` (written to ``table.md``)."""
+    results = [r for r in load_results(out_dir) if r.get("method") in LABELS]
+    results.sort(key=lambda r: ROW_ORDER.index(r["method"]))
+    columns = {"label": "Method", "metrics.rel": "Rel", "metrics.gen": "Gen", "metrics.loc": "Loc",
+               "metrics.avg": "Avg", "metrics.rel_em": "Rel EM", "metrics.gen_em": "Gen EM", "metrics.edits_per_s": "edits/s"}
+    table = render_markdown_table(results, columns, digits=3,
+                                  bold_best={"metrics.rel": "max", "metrics.gen": "max", "metrics.loc": "max", "metrics.avg": "max"})
+    if results:
+        extra = results[0]
+        note = (f"\n\nT = {extra['num_edits']} sequential edits in batches of {extra['batch_size']}, "
+                f"metrics on the final model, averaged over {extra['num_runs']} run(s); model "
+                f"`{results[0]['config']['model']}`, data `{results[0]['config']['data']}`, "
+                f"device {results[0].get('device', '?')}.\n")
+        table += note
+    from shared_utils.results import atomic_write_text
+
+    atomic_write_text(out_dir / "table.md", table)
+    return table
+
+
+def plot_curves(out_dir: Path) -> Path:
+    """Rel, Gen, Loc and their average against the number of edits, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [r for r in load_results(out_dir) if r.get("method") in LABELS]
+    results.sort(key=lambda r: ROW_ORDER.index(r["method"]))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8), sharex=True)
+    for ax, key in zip(axes, ("rel", "gen", "loc", "avg"), strict=True):
+        for r in results:
+            curve = r["curve"]
+            ax.plot([c["edits"] for c in curve], [c[key] for c in curve], marker="o", label=r["method"])
+        ax.set_title(key.capitalize() if key != "avg" else "Avg")
+        ax.set_xlabel("edits made")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "metrics_vs_edits.png"
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def evaluate_saved(adaptor_dir: str, model_name: str, data: str, data_format: str = "auto", limit: int = 100) -> dict[str, float]:
+    """Rel/Gen/Loc of a saved LEMoE adaptor (``lemoe eval``): the first ``limit`` requests of ``data``."""
+    requests = load_edits(data, data_format, limit=limit, skip_invalid=True)
+    model, tokenizer = load_model(model_name, "cpu")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    editor = LEMoEEditor.from_pretrained(model, adaptor_dir, tokenizer)
+    with editor.detached():
+        sets = build_eval_sets(model, tokenizer, requests, editor.layer)
+    return evaluate(editor, sets)

@@ -1,0 +1,73 @@
+"""Tiny hub-free models and a character-level tokenizer for the tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+from lemoe.config import LEMoEConfig
+
+VOCAB = 64
+torch.set_num_threads(1)  # tiny models: thread start-up costs more than it saves on a shared CPU
+# with --import-mode=importlib the tests import the helpers below as `from conftest import ...`
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+class CharTokenizer:
+    """Maps each character to one id (3..63); pad id 0. Enough for the editing code paths."""
+
+    pad_token_id = 0
+    eos_token_id = 1
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": [3 + (ord(c) % (VOCAB - 3)) for c in text]}
+
+
+def tiny_model(kind: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    if kind == "llama":
+        cfg = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                          num_attention_heads=4, num_key_value_heads=2, pad_token_id=0, bos_token_id=2, eos_token_id=1)
+        model = LlamaForCausalLM(cfg)
+    else:
+        cfg = GPT2Config(vocab_size=VOCAB, n_embd=32, n_layer=2, n_head=4, n_positions=64,
+                         pad_token_id=0, bos_token_id=2, eos_token_id=1)
+        model = GPT2LMHeadModel(cfg)
+    return model.eval()
+
+
+def tiny_config(**train) -> LEMoEConfig:
+    cfg = LEMoEConfig()
+    cfg.adaptor.layer = 1
+    cfg.adaptor.expert_width = 32
+    cfg.router.dim = 16
+    cfg.train.lr = 1e-2
+    cfg.train.max_steps = 60
+    cfg.train.early_stop_loss = 0.05
+    cfg.train.progress = False
+    for key, value in train.items():
+        setattr(cfg.train, key, value)
+    return cfg
+
+
+TOKENIZER = CharTokenizer()
+
+
+@pytest.fixture
+def tokenizer():
+    return TOKENIZER
+
+
+@pytest.fixture(params=["llama", "gpt2"])
+def kind(request):
+    return request.param
+
+
+def shared_data_dir() -> Path:
+    override = os.environ.get("LEMOE_SHARED_DATA")
+    return Path(override) if override else Path(__file__).resolve().parents[2].parent / "shared" / "data"

@@ -1,0 +1,54 @@
+import torch
+from conftest import tiny_config, tiny_model
+
+from lemoe.baselines import FTLEditor, LoRAEditor
+from lemoe.data import EditRequest
+from lemoe.editor import LEMoEEditor
+from lemoe.metrics import build_eval_sets, evaluate, greedy
+
+EDIT = [EditRequest("the sky is", "green", rephrase="the sky is", locality_prompt="dogs are", locality_answer="nice")]
+
+
+def test_one_edit_reaches_rel_one(kind, tokenizer):
+    model = tiny_model(kind)
+    sets = build_eval_sets(model, tokenizer, EDIT, layer=1)
+    editor = LEMoEEditor(model, tokenizer, tiny_config())
+    before = evaluate(editor, sets)
+    editor.edit(EDIT)
+    after = evaluate(editor, sets)
+    assert before["rel"] < 1.0
+    assert after["rel"] == 1.0 and after["rel_em"] == 1.0
+    # greedy generate reproduces the target: the exact-match shortcut agrees with generate
+    generated, targets = greedy(editor, [EDIT[0].prompt], [EDIT[0].target])
+    assert torch.equal(generated[0], targets[0])
+
+
+def test_prefix_cache_and_full_forward_train_identically(tokenizer):
+    results = []
+    for cache in (True, False):
+        editor = LEMoEEditor(tiny_model("llama"), tokenizer, tiny_config(max_steps=3, early_stop_loss=-1.0, cache_prefix=cache))
+        editor.edit(EDIT)
+        results.append(torch.cat([p.flatten() for p in editor.adaptor.experts[0].parameters()]))
+    assert torch.allclose(results[0], results[1], atol=1e-6)
+
+
+def test_ftl_changes_only_the_chosen_module(tokenizer):
+    model = tiny_model("llama")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = tiny_config(max_steps=3, early_stop_loss=-1.0)
+    FTLEditor(model, tokenizer, cfg.adaptor, cfg.train, lr=1e-2).edit(EDIT)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"model.layers.1.mlp.down_proj.weight"}
+
+
+def test_lora_trains_only_adapters_of_the_layer(kind, tokenizer):
+    model = tiny_model(kind)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = tiny_config(max_steps=3, early_stop_loss=-1.0)
+    editor = LoRAEditor(model, tokenizer, cfg.adaptor, cfg.train, lr=1e-2)
+    editor.edit(EDIT)
+    after = {k.replace(".base_layer", ""): v for k, v in model.state_dict().items()}
+    assert all(torch.equal(after[k], v) for k, v in before.items())  # base weights untouched
+    lora_names = [k for k in after if "lora_" in k]
+    assert any(not torch.equal(after[k], torch.zeros_like(after[k])) for k in lora_names if "lora_B" in k)
+    assert lora_names and all(".1.mlp." in k for k in lora_names)
