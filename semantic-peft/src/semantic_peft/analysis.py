@@ -11,7 +11,7 @@ import torch
 from semantic_peft.adapters import load_adapter
 from semantic_peft.config import ExperimentConfig
 from semantic_peft.data import encode_pairs
-from semantic_peft.experiment import facts_for, load_model
+from semantic_peft.experiment import apply_threads, facts_for, load_model
 from semantic_peft.filtering import filter_facts
 from semantic_peft.semantic import (
     bucket_by_distance,
@@ -25,6 +25,7 @@ from semantic_peft.semantic import (
 
 
 def analyze(config: ExperimentConfig, adapter: str | None = None) -> dict[str, Any]:
+    apply_threads(config)
     model, tokenizer = load_model(config.model)
     facts = facts_for(config)
     bs = config.eval.batch_size

@@ -19,7 +19,7 @@ import torch
 from semantic_peft.adapters import forward, wrap_model
 from semantic_peft.config import ExperimentConfig, ReweightConfig
 from semantic_peft.data import Encoded, encode_pairs
-from semantic_peft.experiment import facts_for, load_model
+from semantic_peft.experiment import apply_threads, facts_for, load_model
 from semantic_peft.filtering import filter_facts
 from semantic_peft.reweighting import knowledge_loss
 from semantic_peft.semantic import input_embedding, measure_distances, target_embeddings
@@ -38,6 +38,7 @@ def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Encod
 
 
 def run_bench(config: ExperimentConfig, steps: int = 6) -> dict[str, Any]:
+    apply_threads(config)
     seed_everything(config.seed)
     model, tokenizer = load_model(config.model)
     facts = facts_for(config)

@@ -100,6 +100,8 @@ class ExperimentConfig:
     name: str = field(default="lora", metadata={"help": "run name (results file stem)"})
     seed: int = field(default=0, metadata={"help": "seed for everything"})
     output_dir: str = field(default="runs/semantic-peft", metadata={"help": "adapters, logs and per-run files"})
+    num_threads: int = field(default=0, metadata={
+        "help": "torch CPU threads (0 = torch's default); 1 avoids thread thrashing on a shared machine"})
     save_model: bool = field(default=True, metadata={"help": "save the adapter (or full model) after training"})
     data: DataConfig = field(default_factory=DataConfig)
     peft: PeftSettings = field(default_factory=PeftSettings)

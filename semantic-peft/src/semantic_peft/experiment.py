@@ -39,6 +39,11 @@ def load_model(name: str) -> tuple[torch.nn.Module, Any]:
     return load_causal_lm(name)
 
 
+def apply_threads(config: ExperimentConfig) -> None:
+    if config.num_threads > 0:
+        torch.set_num_threads(config.num_threads)
+
+
 def facts_for(config: ExperimentConfig) -> list[Fact]:
     d = config.data
     return load_facts(d.source, d.format, d.split, d.max_facts, d.builtin_per_relation, d.builtin_seed,
@@ -111,6 +116,7 @@ def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = Non
     (a peft model unless ``peft.method == "full"``), everything else is JSON-able.
     """
     start = time.time()
+    apply_threads(config)
     seed_everything(config.seed)
     if model is None:
         model, tokenizer = load_model(config.model)

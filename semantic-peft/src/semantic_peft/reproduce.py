@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from semantic_peft.config import ExperimentConfig
-from semantic_peft.experiment import facts_for, load_model, measure_base, run_experiment
+from semantic_peft.experiment import apply_threads, facts_for, load_model, measure_base, run_experiment
 from shared_utils.config import ConfigError, dump_config, load_config
 from shared_utils.results import (
     atomic_write_text,
@@ -84,6 +84,7 @@ def reproduce(rows_path: str | Path, results_dir: str | Path, overrides: list[st
     results_dir = Path(results_dir)
     base_path, rows = read_rows(rows_path)
     base_config = load_config(ExperimentConfig, base_path, overrides)
+    apply_threads(base_config)
     seed_everything(base_config.seed)
     model, tokenizer = load_model(base_config.model)
     facts = facts_for(base_config)
