@@ -30,3 +30,16 @@ def test_sampling_is_seeded(tmp_path, tokenizer):
 def test_cli_rejects_an_unknown_option_by_name():
     with pytest.raises(ConfigError, match=r"loss\.intermediat"):
         main(["train", "--loss.intermediat", "mse"])
+
+
+def test_heldout_nll_equals_the_models_own_label_loss(tmp_path, tokenizer):
+    from distill_hetero.data import Record, collate, format_prompt
+    from distill_hetero.experiment import heldout_nll, tokenize_records
+
+    torch.manual_seed(0)
+    cfg = tiny_config(tmp_path)
+    model = build_student(cfg.student, tokenizer).eval()
+    records = [Record(format_prompt("What is the capital of France?"), ["Paris."])]
+    batch = collate(tokenize_records(cfg, tokenizer, records), tokenizer.pad_token_id)
+    expected = model(input_ids=batch["input_ids"], labels=batch["labels"]).loss
+    assert heldout_nll(model, tokenizer, records, cfg) == pytest.approx(float(expected.detach()), rel=1e-5)

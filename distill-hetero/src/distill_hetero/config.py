@@ -59,6 +59,9 @@ class DataConfig:
         "help": "builtin, a shared-set name (dolly_dev), a .jsonl path or hub id"})
     builtin_train_size: int = field(default=232, metadata={"help": "built-in instructions used for training"})
     builtin_eval_size: int = field(default=40, metadata={"help": "held-out built-in instructions for evaluation"})
+    builtin_split_seed: int = field(default=0, metadata={
+        "help": "shuffle of the built-in set before the split (kept apart from `seed`, so runs with other seeds "
+                "share the split and the cached teacher answers)"})
     targets: str = field(default="auto", metadata={
         "help": "auto (references when present, else teacher greedy answers) | references | teacher"})
     max_prompt_tokens: int = field(default=192, metadata={"help": "prompt truncated (from the left) to this"})

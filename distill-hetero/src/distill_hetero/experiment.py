@@ -6,19 +6,27 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 from distill_hetero.builtin import builtin_split
 from distill_hetero.config import RunConfig
-from distill_hetero.data import Example, Record, format_prompt, load_records, tokenize_example
-from distill_hetero.distiller import TeacherCache
+from distill_hetero.data import Example, Record, collate, format_prompt, load_records, tokenize_example
+from distill_hetero.distiller import TeacherCache, supervised_positions
+from distill_hetero.extraction import num_layers, selected_logits
 from distill_hetero.generation import generate, teacher_answers
 from distill_hetero.mapping import resolve_mapping
 from distill_hetero.metrics import corpus_rouge_l
 from distill_hetero.models import load_teacher
 from distill_hetero.trainer import export_student, train
 from shared_utils.config import dump_config, load_config
-from shared_utils.results import load_results, render_markdown_table, replace_marked_section, write_results
+from shared_utils.results import (
+    atomic_write_text,
+    load_results,
+    render_markdown_table,
+    replace_marked_section,
+    write_results,
+)
 from shared_utils.seeding import seed_everything
 from shared_utils.tracking import get_logger
 
@@ -38,8 +46,6 @@ ROW_LABELS = {"teacher": "Teacher (SmolLM2-135M-Instruct)", "sft": "SFT (CE on t
 
 def apply_threads(cfg: RunConfig) -> None:
     if cfg.num_threads > 0:
-        import torch
-
         torch.set_num_threads(cfg.num_threads)
 
 
@@ -48,7 +54,8 @@ def training_records(cfg: RunConfig, teacher, tokenizer) -> tuple[list[Record], 
     (``data.targets=auto``), else the teacher's cached greedy answers (sequence-level KD data)."""
     held: list[Record] = []
     if cfg.data.train == "builtin":
-        train_raw, held_raw = builtin_split(cfg.data.builtin_train_size, cfg.data.builtin_eval_size, cfg.seed)
+        train_raw, held_raw = builtin_split(cfg.data.builtin_train_size, cfg.data.builtin_eval_size,
+                                           cfg.data.builtin_split_seed)
         train_records = [Record(format_prompt(r["instruction"], r["input"]), []) for r in train_raw]
         held = [Record(format_prompt(r["instruction"], r["input"]), []) for r in held_raw]
     else:
@@ -104,6 +111,25 @@ def evaluate(model, tokenizer, sets: dict[str, list[Record]], cfg: RunConfig, de
     return metrics
 
 
+@torch.no_grad()
+def heldout_nll(model, tokenizer, records: list[Record], cfg: RunConfig, batch_size: int = 16) -> float:
+    """Mean per-token negative log-likelihood (nats) of the reference responses (+ EOS) given the prompts:
+    on the built-in held-out set, how well the student predicts the teacher's greedy answers. Much more
+    sensitive than ROUGE-L when the students are small and briefly trained."""
+    examples = tokenize_records(cfg, tokenizer, records)
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    model.eval()
+    for start in range(0, len(examples), batch_size):
+        batch = {k: v.to(device) for k, v in collate(examples[start: start + batch_size],
+                                                    tokenizer.pad_token_id).items()}
+        positions, targets = supervised_positions(batch["labels"])
+        logits = selected_logits(model, batch["input_ids"], batch["attention_mask"], positions)
+        total += float(torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum"))
+        count += targets.numel()
+    return total / count
+
+
 def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache, results_dir: Path) -> dict:
     """Train one row, export its student, evaluate, write ``<results_dir>/<name>.json``."""
     start = time.time()
@@ -111,6 +137,8 @@ def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache
     train_s = time.time() - start
     export_student(result, tokenizer, Path(cfg.output_dir) / "student")
     metrics = evaluate(result.distiller.student, tokenizer, sets, cfg, desc=name)
+    if "builtin" in sets:
+        metrics["heldout_nll/builtin"] = heldout_nll(result.distiller.student, tokenizer, sets["builtin"], cfg)
     result.accelerator.end_training()
     metrics.update({"final_train_loss": result.history[-1]["loss"], "train_time_s": train_s,
                     "train_tokens": sum(h["tokens"] for h in result.history)})
@@ -143,8 +171,6 @@ def reproduce(config_path: str | None, overrides: list[str], results_dir: str | 
     cache = None
     if base.train.teacher_cache_top_k > 0 and any(c.loss.output != ["ce"] or c.loss.intermediate
                                                   for c in row_cfgs.values()):
-        from distill_hetero.extraction import num_layers
-
         layers = sorted({t for c in row_cfgs.values() if c.loss.intermediate
                          for _, t in resolve_mapping(c.mapping, c.student.num_layers, num_layers(teacher))})
         cache = TeacherCache(teacher, examples, layers, base.train.teacher_cache_top_k, base.loss.temperature,
@@ -189,9 +215,11 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
     columns = {"label": "Method"}
     for s in sets:
         columns[f"metrics.rougeL_greedy/{s}"] = f"{s} (n={_first(rows, f'n/{s}')})"
+    columns["metrics.heldout_nll/builtin"] = "held-out NLL ↓"
     columns["metrics.final_train_loss"] = "final train loss"
     columns["metrics.train_time_s"] = "train s"
-    body = render_markdown_table(rows, columns, digits=2, bold_best={f"metrics.rougeL_greedy/{s}": "max" for s in sets})
+    body = render_markdown_table(rows, columns, digits=2, bold_best={
+        **{f"metrics.rougeL_greedy/{s}": "max" for s in sets}, "metrics.heldout_nll/builtin": "min"})
     if sampled:
         seeds = sorted({k.split("/")[0][len("rougeL_seed"):] for r in rows for k in r["metrics"]
                         if k.startswith("rougeL_seed")})
@@ -202,10 +230,8 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
                      digits=2, bold_best={f"metrics.rougeL_sampled/{s}": "max" for s in sets}))
     note = ("ROUGE-L (x100, rouge-score RougeL with stemming, max over references), greedy decoding; references "
             "of `builtin` are the teacher's greedy answers to held-out built-in instructions (so the teacher is "
-            "not scored there).\n\n")
+            "not scored there). Held-out NLL: nats per token of those teacher answers under the student.\n\n")
     table = note + body
-    from shared_utils.results import atomic_write_text
-
     atomic_write_text(results_dir / "table.md", table)
     plot_loss_curves(rows, results_dir / "loss_curves.png")
     if readme is not None:
