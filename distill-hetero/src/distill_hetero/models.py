@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, Qwen2Config
+from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, Qwen2Config
 
 from distill_hetero.config import StudentConfig
 from distill_hetero.vocab import check_vocabularies
@@ -80,8 +80,3 @@ def build_student(cfg: StudentConfig, tokenizer, teacher=None):
     student.train()
     return student
 
-
-def load_student(path: str):
-    """The exported student: a plain ``AutoModelForCausalLM`` folder (no projectors inside)."""
-    AutoConfig.from_pretrained(path)
-    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
