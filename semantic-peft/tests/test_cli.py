@@ -68,3 +68,16 @@ def test_table_is_generated_from_results(tmp_path):
     table = (tmp_path / "table.md").read_text()
     assert "| Base | – | – | 0.000 |" in table and "| LoRA | – | **0.500** | **0.500** |" in table
     assert "old" not in readme.read_text() and "| LoRA |" in readme.read_text()
+
+
+def test_reproduction_rows_errors_and_overrides(tmp_path):
+    from semantic_peft.reproduce import _flatten
+
+    rows = tmp_path / "rows.yaml"
+    rows.write_text("base: default.yaml\nrows:\n  - name: a\n  - label: no name\n")
+    with pytest.raises(ConfigError, match="row 1 needs a 'name'"):
+        read_rows(rows)
+    flat = _flatten({"peft": {"method": "full"}, "train": {"lr": 1.0e-4}, "save_model": False})
+    assert flat == ["--peft.method", "full", "--train.lr", "0.0001", "--save_model", "false"]
+    config = load_config(ExperimentConfig, DEFAULT_CONFIG, flat)
+    assert (config.peft.method, config.train.lr, config.save_model) == ("full", 1e-4, False)
