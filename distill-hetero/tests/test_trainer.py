@@ -1,3 +1,7 @@
+import json
+from pathlib import Path
+
+import pytest
 import torch
 from tiny import make_examples, tiny_config
 
@@ -26,3 +30,13 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, teacher, tokenizer):
         assert torch.equal(a[key], b[key]), key
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
 
+
+
+def test_golden_tiny_run(tmp_path, teacher, tokenizer):
+    """A 5-step run of the full method (tiny LLaMA -> tiny GPT-2, layer-normed MSE, learned ratios) reproduces
+    the stored curve of losses and ratios: catches silent numerical changes in any part of the method."""
+    golden = json.loads((Path(__file__).parent / "golden_tiny_run.json").read_text())
+    cfg = tiny_config(tmp_path, **{"loss.intermediate": "mse_ln", "loss.weighting": "uncertainty", "train.steps": 5})
+    history = train(cfg, teacher, tokenizer, make_examples(tokenizer, 6), progress=False).history
+    for key, values in golden.items():
+        assert [h[key] for h in history] == pytest.approx(values, rel=1e-4), key
