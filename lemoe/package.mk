@@ -1,7 +1,9 @@
 .PHONY: reproduce-lemoe bench-lemoe
 
-reproduce-lemoe: setup  ## run the embedded default and write results/lemoe/
-	@echo "reproduce-lemoe: not implemented yet" >&2; exit 1
+LEMOE_ENV := WANDB_MODE=$${WANDB_MODE:-offline} HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-bench-lemoe: setup  ## print the package's benchmarks
-	@echo "bench-lemoe: not implemented yet" >&2; exit 1
+reproduce-lemoe: setup  ## LEMoE + baselines, T=100 edits on SmolLM2 (CPU): writes results/lemoe/ and the README table
+	$(LEMOE_ENV) $(PY) -m lemoe edit --config $(if $(filter paper,$(SCALE)),lemoe/configs/paper/llama2_7b_zsre_t1000.yaml,lemoe/configs/default.yaml)
+
+bench-lemoe: setup  ## edits/s vs FT-L and LoRA, edited/unedited latency, params and memory per expert
+	$(LEMOE_ENV) $(PY) -m lemoe bench

@@ -18,7 +18,10 @@ def _logits(model, enc):
 
 
 def test_finds_ffn_of_both_layouts(kind):
-    assert ffn_path(tiny_model(kind), AdaptorConfig(layer=1)) == {"llama": "model.layers.1.mlp", "gpt2": "transformer.h.1.mlp"}[kind]
+    assert (
+        ffn_path(tiny_model(kind), AdaptorConfig(layer=1))
+        == {"llama": "model.layers.1.mlp", "gpt2": "transformer.h.1.mlp"}[kind]
+    )
 
 
 def test_untrained_expert_leaves_logits_unchanged(kind, tokenizer):
@@ -52,11 +55,11 @@ def test_unknown_architecture_names_the_option(tokenizer):
     class Odd(torch.nn.Module):
         config = type("C", (), {"hidden_size": 8})()
 
-    with pytest.raises(UnsupportedArchitecture, match="adaptor.module_path"):
+    with pytest.raises(UnsupportedArchitecture, match=r"adaptor\.module_path"):
         ffn_path(Odd(), AdaptorConfig(layer=0))
-    with pytest.raises(UnsupportedArchitecture, match=r"adaptor.module_path='model.blocks.\{layer\}.ffn'"):
+    with pytest.raises(UnsupportedArchitecture, match=r"adaptor\.module_path='model\.blocks\.\{layer\}\.ffn'"):
         ffn_path(tiny_model("llama"), AdaptorConfig(layer=0, module_path="model.blocks.{layer}.ffn"))
-    with pytest.raises(UnsupportedArchitecture, match="adaptor.layer=7"):
+    with pytest.raises(UnsupportedArchitecture, match=r"adaptor\.layer=7"):
         ffn_path(tiny_model("llama"), AdaptorConfig(layer=7))
 
 
@@ -70,5 +73,5 @@ def test_expert_cap_reuse_last_and_error(tokenizer):
     assert editor.expert_requests[0] == EDITS_A + EDITS_B
     assert editor.adaptor.memory.experts.tolist() == [0, 0, 0, 0]
     cfg.adaptor.overflow = "error"
-    with pytest.raises(RuntimeError, match="adaptor.max_experts=1"):
+    with pytest.raises(RuntimeError, match=r"adaptor\.max_experts=1"):
         editor.edit(EDITS_A)

@@ -16,27 +16,46 @@ def test_builtin_set_has_150_complete_edits():
 
 
 def test_zsre_record_mapping_strips_nq_prefix():
-    record = {"subject": "Watts Humphrey", "src": "What university did Watts Humphrey attend?", "alt": "University of Michigan",
-              "rephrase": "What university did Watts Humphrey take part in?", "loc": "nq question: who played desmond doss father",
-              "loc_ans": "Hugo Weaving"}
+    record = {
+        "subject": "Watts Humphrey",
+        "src": "What university did Watts Humphrey attend?",
+        "alt": "University of Michigan",
+        "rephrase": "What university did Watts Humphrey take part in?",
+        "loc": "nq question: who played desmond doss father",
+        "loc_ans": "Hugo Weaving",
+    }
     req = record_to_request(record, "zsre", 0)
-    assert req == EditRequest("What university did Watts Humphrey attend?", "University of Michigan",
-                              "What university did Watts Humphrey take part in?", "who played desmond doss father",
-                              "Hugo Weaving", "Watts Humphrey")
+    assert req == EditRequest(
+        "What university did Watts Humphrey attend?",
+        "University of Michigan",
+        "What university did Watts Humphrey take part in?",
+        "who played desmond doss father",
+        "Hugo Weaving",
+        "Watts Humphrey",
+    )
 
 
 def test_counterfact_schema_fills_subject_template():
-    record = {"case_id": 1, "prompt": "{} is a citizen of", "target_new": "France", "subject": "Tom",
-              "ground_truth": "Spain", "rephrase_prompt": "Tom holds a passport of", "locality_prompt": "Ann lives in",
-              "locality_ground_truth": "Rome"}
+    record = {
+        "case_id": 1,
+        "prompt": "{} is a citizen of",
+        "target_new": "France",
+        "subject": "Tom",
+        "ground_truth": "Spain",
+        "rephrase_prompt": "Tom holds a passport of",
+        "locality_prompt": "Ann lives in",
+        "locality_ground_truth": "Rome",
+    }
     req = record_to_request(record, "counterfact", 0)
     assert req.prompt == "Tom is a citizen of" and req.target == "France" and req.locality_answer == "Rome"
 
 
 def test_malformed_record_names_index_and_field(tmp_path):
     path = tmp_path / "edits.jsonl"
-    rows = [{"prompt": "a", "target": "b", "rephrase": "c", "locality_prompt": "d", "locality_answer": "e"},
-            {"prompt": "a", "target": "b", "locality_prompt": "d", "locality_answer": "e"}]
+    rows = [
+        {"prompt": "a", "target": "b", "rephrase": "c", "locality_prompt": "d", "locality_answer": "e"},
+        {"prompt": "a", "target": "b", "locality_prompt": "d", "locality_answer": "e"},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
     with pytest.raises(DataError, match=r"record 1: missing field 'rephrase'"):
         load_edits(str(path))

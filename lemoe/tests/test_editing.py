@@ -26,7 +26,9 @@ def test_one_edit_reaches_rel_one(kind, tokenizer):
 def test_prefix_cache_and_full_forward_train_identically(tokenizer):
     results = []
     for cache in (True, False):
-        editor = LEMoEEditor(tiny_model("llama"), tokenizer, tiny_config(max_steps=3, early_stop_loss=-1.0, cache_prefix=cache))
+        editor = LEMoEEditor(
+            tiny_model("llama"), tokenizer, tiny_config(max_steps=3, early_stop_loss=-1.0, cache_prefix=cache)
+        )
         editor.edit(EDIT)
         results.append(torch.cat([p.flatten() for p in editor.adaptor.experts[0].parameters()]))
     assert torch.allclose(results[0], results[1], atol=1e-6)

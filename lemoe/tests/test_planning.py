@@ -39,7 +39,7 @@ def test_random_and_given_orders_and_errors():
     assert [r.prompt for b in plan_batches(requests, 2, "given") for r in b] == [f"p{i}" for i in range(5)]
     r1 = plan_batches(requests, 2, "random", seed=3)
     assert r1 == plan_batches(requests, 2, "random", seed=3) and [len(b) for b in r1] == [2, 2, 1]
-    with pytest.raises(ValueError, match="plan.order"):
+    with pytest.raises(ValueError, match=r"plan\.order"):
         plan_batches(requests, 2, "alphabetical")
     with pytest.raises(ValueError, match="needs embeddings"):
         plan_batches(requests, 2, "cluster")

@@ -8,9 +8,11 @@ from lemoe.editor import LEMoEEditor
 from lemoe.routing import AnchorMemory, pooled_embedding, topk_gate
 from lemoe.training import encode_pairs
 
-BATCHES = [[EditRequest("alpha one", "xx"), EditRequest("alpha two", "yy")],
-           [EditRequest("zzzz qqq", "ab"), EditRequest("zzzz rrr", "cd")],
-           [EditRequest("mmmm", "ef")]]
+BATCHES = [
+    [EditRequest("alpha one", "xx"), EditRequest("alpha two", "yy")],
+    [EditRequest("zzzz qqq", "ab"), EditRequest("zzzz rrr", "cd")],
+    [EditRequest("mmmm", "ef")],
+]
 
 
 @functools.cache
@@ -59,15 +61,18 @@ def test_generate_keeps_the_prompt_decision(tokenizer):
     ids = torch.tensor([tokenizer("zzzz qqq")["input_ids"]])
     decisions = []
     handle = editor.adaptor.register_forward_pre_hook(lambda m, a: decisions.append(m.instance_gate.argmax(-1).item()))
-    editor.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False,
-                          pad_token_id=0)
+    editor.model.generate(
+        input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=4, do_sample=False, pad_token_id=0
+    )
     handle.remove()
     assert len(decisions) == 4 and set(decisions) == {1}
 
 
 def test_calibrated_threshold_gives_no_expert_to_unrelated_prompts(tokenizer):
     memory = AnchorMemory(4)
-    memory.add(torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.9, 0.1]]), 0)
+    memory.add(
+        torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.9, 0.1, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.9, 0.1]]), 0
+    )
     threshold = memory.calibrate(0.0)
     # each anchor has a close partner, so even the lowest nearest-other similarity is high
     assert threshold > 0.9

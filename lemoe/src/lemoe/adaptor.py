@@ -43,7 +43,8 @@ def find_layers_path(model: nn.Module) -> str:
             continue
     raise UnsupportedArchitecture(
         f"cannot find the decoder layers of {type(model).__name__}: set adaptor.module_path "
-        "to the dotted path of the FFN to wrap, e.g. 'model.layers.{layer}.mlp'")
+        "to the dotted path of the FFN to wrap, e.g. 'model.layers.{layer}.mlp'"
+    )
 
 
 def ffn_path(model: nn.Module, cfg: AdaptorConfig) -> str:
@@ -55,7 +56,8 @@ def ffn_path(model: nn.Module, cfg: AdaptorConfig) -> str:
         except AttributeError as err:
             raise UnsupportedArchitecture(
                 f"adaptor.module_path={cfg.module_path!r} does not name a module of {type(model).__name__} "
-                f"(no attribute {err.args[0]!r})") from err
+                f"(no attribute {err.args[0]!r})"
+            ) from err
         return path
     layers_path = find_layers_path(model)
     layers = get_submodule(model, layers_path)
@@ -65,7 +67,8 @@ def ffn_path(model: nn.Module, cfg: AdaptorConfig) -> str:
         if hasattr(layers[cfg.layer], name):
             return f"{layers_path}.{cfg.layer}.{name}"
     raise UnsupportedArchitecture(
-        f"layer {cfg.layer} of {type(model).__name__} has no 'mlp'/'feed_forward': set adaptor.module_path")
+        f"layer {cfg.layer} of {type(model).__name__} has no 'mlp'/'feed_forward': set adaptor.module_path"
+    )
 
 
 def hidden_size(model: nn.Module) -> int:

@@ -25,8 +25,14 @@ def _time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def run_bench(model_name: str = "smollm2-135m-instruct", edits: int = 20, steps: int = 10, experts: int = 5,
-              layer: int = 24, repeats: int = 5) -> dict[str, float]:
+def run_bench(
+    model_name: str = "smollm2-135m-instruct",
+    edits: int = 20,
+    steps: int = 10,
+    experts: int = 5,
+    layer: int = 24,
+    repeats: int = 5,
+) -> dict[str, float]:
     """Print and return the benchmark numbers (ratios are measured in this one process)."""
     from shared_utils.models import load_causal_lm
 
@@ -51,7 +57,7 @@ def run_bench(model_name: str = "smollm2-135m-instruct", edits: int = 20, steps:
     model = copy.deepcopy(base)
     editor = LEMoEEditor(model, tok, cfg)
     for i in range(experts):
-        editor.edit(requests[i * edits:(i + 1) * edits] or batch)
+        editor.edit(requests[i * edits : (i + 1) * edits] or batch)
     prompts = [r.prompt for r in requests[:32]]
     enc = tok(prompts, return_tensors="pt", padding=True)
     enc_left = tok(prompts, return_tensors="pt", padding=True, padding_side="left")
@@ -70,16 +76,26 @@ def run_bench(model_name: str = "smollm2-135m-instruct", edits: int = 20, steps:
     per_expert = sum(p.numel() for p in expert.parameters()) + editor.adaptor.router.keys[0].numel()
     out["params_per_expert"] = per_expert
     out["bytes_per_expert"] = per_expert * expert.fc_in.weight.element_size()
-    out["anchor_bytes_per_edit"] = editor.adaptor.memory.anchors[0].numel() * editor.adaptor.memory.anchors.element_size()
-    out["router_params"] = sum(p.numel() for n, p in editor.adaptor.router.named_parameters() if not n.startswith("keys"))
+    out["anchor_bytes_per_edit"] = (
+        editor.adaptor.memory.anchors[0].numel() * editor.adaptor.memory.anchors.element_size()
+    )
+    out["router_params"] = sum(
+        p.numel() for n, p in editor.adaptor.router.named_parameters() if not n.startswith("keys")
+    )
     out["base_params"] = sum(p.numel() for p in base.parameters())
     print(f"model {model_name}, adaptor layer {layer}, {edits} edits x {steps} steps per method, {experts} experts")
-    print(f"editing throughput (edits/s): LEMoE {out['lemoe_edits_per_s']:.2f}, FT-L {out['ft_l_edits_per_s']:.2f}, "
-          f"LoRA {out['lora_edits_per_s']:.2f}  (LEMoE/FT-L {out['lemoe_edits_per_s'] / out['ft_l_edits_per_s']:.2f}x, "
-          f"LEMoE/LoRA {out['lemoe_edits_per_s'] / out['lora_edits_per_s']:.2f}x)")
-    print(f"inference latency edited/unedited: forward {out['forward_latency_ratio']:.3f}x, "
-          f"generate(8 tokens) {out['generate_latency_ratio']:.3f}x  (target <= 1.10x)")
-    print(f"per expert: {per_expert} parameters ({out['bytes_per_expert'] / 2**20:.2f} MiB, "
-          f"{100 * per_expert / out['base_params']:.3f}% of the base model); "
-          f"anchor memory {out['anchor_bytes_per_edit']} bytes per edit; shared router {out['router_params']} parameters")
+    print(
+        f"editing throughput (edits/s): LEMoE {out['lemoe_edits_per_s']:.2f}, FT-L {out['ft_l_edits_per_s']:.2f}, "
+        f"LoRA {out['lora_edits_per_s']:.2f}  (LEMoE/FT-L {out['lemoe_edits_per_s'] / out['ft_l_edits_per_s']:.2f}x, "
+        f"LEMoE/LoRA {out['lemoe_edits_per_s'] / out['lora_edits_per_s']:.2f}x)"
+    )
+    print(
+        f"inference latency edited/unedited: forward {out['forward_latency_ratio']:.3f}x, "
+        f"generate(8 tokens) {out['generate_latency_ratio']:.3f}x  (target <= 1.10x)"
+    )
+    print(
+        f"per expert: {per_expert} parameters ({out['bytes_per_expert'] / 2**20:.2f} MiB, "
+        f"{100 * per_expert / out['base_params']:.3f}% of the base model); "
+        f"anchor memory {out['anchor_bytes_per_edit']} bytes per edit; shared router {out['router_params']} parameters"
+    )
     return out

@@ -19,15 +19,17 @@ def default_config_path() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from shared_utils.config import add_config_arguments
-
     from lemoe.config import ExperimentConfig
+    from shared_utils.config import add_config_arguments
 
     parser = argparse.ArgumentParser(prog="lemoe", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
-    edit = sub.add_parser("edit", help="run a lifelong editing experiment (LEMoE + baselines), write results",
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    edit = sub.add_parser(
+        "edit",
+        help="run a lifelong editing experiment (LEMoE + baselines), write results",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_config_arguments(edit, ExperimentConfig, default_config_path() or None)
     edit.add_argument("--save-adaptor", default=None, help="also save the LEMoE adaptor of the last run here")
     ev = sub.add_parser("eval", help="score a saved LEMoE adaptor on edit requests (Rel/Gen/Loc)")
@@ -53,10 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "edit":
-        from shared_utils.config import ConfigError, load_config
-
         from lemoe.config import ExperimentConfig
         from lemoe.experiment import run_experiment
+        from shared_utils.config import ConfigError, load_config
 
         try:
             cfg = load_config(ExperimentConfig, args.config or None, rest)

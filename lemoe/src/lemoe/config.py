@@ -19,15 +19,23 @@ class AdaptorConfig:
     """Module insertion (paper Sec. "Module insertion"): h(x) = FFN(x) + λ·Σᵢ g(i|x)·Eᵢ(x)."""
 
     layer: int = field(default=17, metadata=_h("decoder layer whose FFN gets the adaptor (0-based)"))
-    module_path: str | None = field(default=None, metadata=_h(
-        "dotted path of the FFN to wrap, '{layer}' is substituted (e.g. 'model.layers.{layer}.mlp'); "
-        "None = found from the architecture (LLaMA/Mistral/Qwen2 or GPT-2 layouts)"))
+    module_path: str | None = field(
+        default=None,
+        metadata=_h(
+            "dotted path of the FFN to wrap, '{layer}' is substituted (e.g. 'model.layers.{layer}.mlp'); "
+            "None = found from the architecture (LLaMA/Mistral/Qwen2 or GPT-2 layouts)"
+        ),
+    )
     expert_width: int = field(default=256, metadata=_h("hidden width of each expert FFN"))
     scale: float = field(default=1.0, metadata=_h("λ, the weight of the expert branch"))
     max_experts: int = field(default=5, metadata=_h("cap on the number of experts (the paper used <= 5)"))
-    overflow: str = field(default="reuse_last", metadata=_h(
-        "what a batch past the cap does: 'reuse_last' = the last expert keeps training on all batches "
-        "routed to it (its own earlier edits replayed), 'error' = raise"))
+    overflow: str = field(
+        default="reuse_last",
+        metadata=_h(
+            "what a batch past the cap does: 'reuse_last' = the last expert keeps training on all batches "
+            "routed to it (its own earlier edits replayed), 'error' = raise"
+        ),
+    )
 
 
 @dataclass
@@ -37,20 +45,31 @@ class RouterConfig:
     mode: str = field(default="kv_anchor", metadata=_h("'kv_anchor' (one value per instance) or 'token'"))
     top_k: int = field(default=1, metadata=_h("experts mixed per instance (gate renormalised over the top-k)"))
     dim: int = field(default=64, metadata=_h("width of the value/key space (W_down output)"))
-    pooling: str = field(default="prompt", metadata=_h(
-        "what the value is pooled from: 'prompt' (mean input embedding of the prompt tokens) or "
-        "'subject' (of the subject span when the record names one, else the prompt)"))
-    route_loss_weight: float = field(default=1.0, metadata=_h(
-        "weight of the routing cross-entropy sending each training instance to its batch's expert"))
-    replay: bool = field(default=True, metadata=_h(
-        "keep the pooled prompt embeddings of earlier edits and include them in the routing loss, so "
-        "training the shared router projection does not re-route earlier edits"))
-    null_threshold: str = field(default="calibrated", metadata=_h(
-        "'none' = top-1 always fires an expert; 'calibrated' = no expert fires when the instance's "
-        "cosine similarity to every stored edit anchor is below a threshold set from the edit keys"))
-    null_quantile: float = field(default=0.1, metadata=_h(
-        "calibrated threshold = this quantile of each edit anchor's similarity to its nearest other edit "
-        "anchor (routing.AnchorMemory.calibrate)"))
+    route_loss_weight: float = field(
+        default=1.0,
+        metadata=_h("weight of the routing cross-entropy sending each training instance to its batch's expert"),
+    )
+    replay: bool = field(
+        default=True,
+        metadata=_h(
+            "keep the pooled prompt embeddings of earlier edits and include them in the routing loss, so "
+            "training the shared router projection does not re-route earlier edits"
+        ),
+    )
+    null_threshold: str = field(
+        default="calibrated",
+        metadata=_h(
+            "'none' = top-1 always fires an expert; 'calibrated' = no expert fires when the instance's "
+            "cosine similarity to every stored edit anchor is below a threshold set from the edit keys"
+        ),
+    )
+    null_quantile: float = field(
+        default=0.1,
+        metadata=_h(
+            "calibrated threshold = this quantile of each edit anchor's similarity to its nearest other edit "
+            "anchor (routing.AnchorMemory.calibrate)"
+        ),
+    )
 
 
 @dataclass
@@ -61,9 +80,13 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata=_h("AdamW weight decay"))
     max_steps: int = field(default=60, metadata=_h("optimizer steps per edit batch"))
     early_stop_loss: float = field(default=0.02, metadata=_h("stop a batch once the NLL falls below this"))
-    cache_prefix: bool = field(default=True, metadata=_h(
-        "compute the frozen layers below the adaptor once per batch and train through the layers above "
-        "it only (LLaMA/Mistral/GPT-2 layouts); false = full forward each step"))
+    cache_prefix: bool = field(
+        default=True,
+        metadata=_h(
+            "compute the frozen layers below the adaptor once per batch and train through the layers above "
+            "it only (LLaMA/Mistral/GPT-2 layouts); false = full forward each step"
+        ),
+    )
     progress: bool = field(default=True, metadata=_h("show tqdm progress bars"))
 
 
@@ -82,9 +105,13 @@ class PlanConfig:
     """Editing order planning (paper Sec. "order planning")."""
 
     order: str = field(default="cluster", metadata=_h("'cluster' (K-means batches), 'random' or 'given'"))
-    embedder: str = field(default="minilm-l6", metadata=_h(
-        "embeddings clustered: an encoder alias/path (default the embedded minilm-l6) or 'model' "
-        "(mean input embedding of the edited model)"))
+    embedder: str = field(
+        default="minilm-l6",
+        metadata=_h(
+            "embeddings clustered: an encoder alias/path (default the embedded minilm-l6) or 'model' "
+            "(mean input embedding of the edited model)"
+        ),
+    )
     kmeans_iters: int = field(default=50, metadata=_h("K-means iterations"))
 
 
@@ -92,8 +119,12 @@ class PlanConfig:
 class BaselineConfig:
     """Settings of the baselines run in the same harness."""
 
-    ftl_module: str = field(default="down_proj", metadata=_h(
-        "FT-L: the sub-module of the adaptor layer's FFN that is fine-tuned ('down_proj', 'c_proj' or 'all')"))
+    ftl_module: str = field(
+        default="down_proj",
+        metadata=_h(
+            "FT-L: the sub-module of the adaptor layer's FFN that is fine-tuned ('down_proj', 'c_proj' or 'all')"
+        ),
+    )
     ftl_lr: float = field(default=2e-4, metadata=_h("FT-L learning rate"))
     lora_rank: int = field(default=8, metadata=_h("LoRA rank (peft), on the adaptor layer's FFN"))
     lora_alpha: int = field(default=16, metadata=_h("LoRA alpha"))
@@ -109,10 +140,16 @@ class ExperimentConfig:
     data_format: str = field(default="auto", metadata=_h("'auto', 'zsre', 'counterfact', 'jsonl' or 'builtin'"))
     num_edits: int = field(default=100, metadata=_h("T, the number of sequential edits"))
     batch_size: int = field(default=20, metadata=_h("edits per batch (one new expert per batch)"))
-    num_runs: int = field(default=1, metadata=_h(
-        "independent runs on disjoint slices of the data (model reset in between), averaged"))
-    methods: list[str] = field(default_factory=lambda: ["lemoe", "lemoe_no_null", "lemoe_random", "token_moe", "ft_l", "lora"],
-                               metadata=_h("methods to run: lemoe, lemoe_no_null, lemoe_random, token_moe, ft_l, lora"))
+    num_runs: int = field(
+        default=1, metadata=_h("independent runs on disjoint slices of the data (model reset in between), averaged")
+    )
+    methods: list[str] = field(
+        default_factory=lambda: ["lemoe", "lemoe_random", "token_moe", "ft_l", "lora"],
+        metadata=_h(
+            "methods to run: lemoe, lemoe_random, token_moe, ft_l, lora (lemoe with the "
+            "no-expert threshold also reports the same experts with it off)"
+        ),
+    )
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))
     eval_batch_size: int = field(default=32, metadata=_h("sequences per evaluation forward"))
     output_dir: str = field(default="results/lemoe", metadata=_h("where results JSON, table and figure go"))

@@ -33,13 +33,30 @@ class EditRequest:
 
 
 FIELDS = {
-    "zsre": {"prompt": "src", "target": "alt", "rephrase": "rephrase", "locality_prompt": "loc",
-             "locality_answer": "loc_ans", "subject": "subject"},
-    "counterfact": {"prompt": "prompt", "target": "target_new", "rephrase": "rephrase_prompt",
-                    "locality_prompt": "locality_prompt", "locality_answer": "locality_ground_truth",
-                    "subject": "subject"},
-    "jsonl": {"prompt": "prompt", "target": "target", "rephrase": "rephrase",
-              "locality_prompt": "locality_prompt", "locality_answer": "locality_answer", "subject": "subject"},
+    "zsre": {
+        "prompt": "src",
+        "target": "alt",
+        "rephrase": "rephrase",
+        "locality_prompt": "loc",
+        "locality_answer": "loc_ans",
+        "subject": "subject",
+    },
+    "counterfact": {
+        "prompt": "prompt",
+        "target": "target_new",
+        "rephrase": "rephrase_prompt",
+        "locality_prompt": "locality_prompt",
+        "locality_answer": "locality_ground_truth",
+        "subject": "subject",
+    },
+    "jsonl": {
+        "prompt": "prompt",
+        "target": "target",
+        "rephrase": "rephrase",
+        "locality_prompt": "locality_prompt",
+        "locality_answer": "locality_answer",
+        "subject": "subject",
+    },
 }
 REQUIRED = ("prompt", "target", "rephrase", "locality_prompt", "locality_answer")
 
@@ -67,7 +84,7 @@ def record_to_request(record: dict[str, Any], fmt: str, index: int) -> EditReque
             continue
         values[name] = _text(record[key])
     if fmt == "zsre" and values["locality_prompt"].startswith("nq question: "):
-        values["locality_prompt"] = values["locality_prompt"][len("nq question: "):]
+        values["locality_prompt"] = values["locality_prompt"][len("nq question: ") :]
     if fmt == "counterfact" and "{}" in values["prompt"]:
         values["prompt"] = values["prompt"].format(values["subject"])
     return EditRequest(**{k: v.strip() for k, v in values.items()})
@@ -104,8 +121,9 @@ def builtin_path() -> Path:
     return Path(str(resources.files("lemoe") / "data" / "builtin_edits.jsonl"))
 
 
-def load_edits(source: str = "builtin", fmt: str = "auto", limit: int | None = None,
-               skip_invalid: bool = False) -> list[EditRequest]:
+def load_edits(
+    source: str = "builtin", fmt: str = "auto", limit: int | None = None, skip_invalid: bool = False
+) -> list[EditRequest]:
     """Load edit requests from ``source``: 'builtin', a local .json/.jsonl file, or a hub dataset id.
 
     ``skip_invalid`` drops malformed records (e.g. the two ZsRE eval records with an empty

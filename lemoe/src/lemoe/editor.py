@@ -52,7 +52,9 @@ class LEMoEEditor(SequentialEditor):
         ffn = get_submodule(model, self.ffn_path)
         ref = next(ffn.parameters())
         d_embed = model.get_input_embeddings().weight.shape[1]
-        self.adaptor = MoEAdaptor(ffn, hidden_size(model), d_embed, config.adaptor, config.router).to(ref.device, ref.dtype)
+        self.adaptor = MoEAdaptor(ffn, hidden_size(model), d_embed, config.adaptor, config.router).to(
+            ref.device, ref.dtype
+        )
         setattr(get_submodule(model, parent_path), attr, self.adaptor)
         for p in self.adaptor.router.parameters():
             p.requires_grad_(False)
@@ -89,8 +91,12 @@ class LEMoEEditor(SequentialEditor):
         return torch.where(gate.sum(-1) > 0, gate.argmax(-1), torch.full_like(gate[:, 0], -1, dtype=torch.long))
 
     def _route_hook(self, _module, args, kwargs):
-        if (self.config.router.mode != "kv_anchor" or self.adaptor.num_experts == 0
-                or self._training_expert is not None or self._prompt_mask is not None):
+        if (
+            self.config.router.mode != "kv_anchor"
+            or self.adaptor.num_experts == 0
+            or self._training_expert is not None
+            or self._prompt_mask is not None
+        ):
             return None
         input_ids = kwargs.get("input_ids", args[0] if args else None)
         if input_ids is None:
@@ -139,16 +145,20 @@ class LEMoEEditor(SequentialEditor):
             self.expert_requests.append([])
         elif cfg.overflow == "reuse_last":
             idx = self.adaptor.num_experts - 1
-            for p in list(self.adaptor.experts[idx].parameters()) + [self.adaptor.router.keys[idx]]:
+            for p in [*self.adaptor.experts[idx].parameters(), self.adaptor.router.keys[idx]]:
                 p.requires_grad_(True)
         else:
             raise RuntimeError(f"adaptor.max_experts={cfg.max_experts} reached and adaptor.overflow={cfg.overflow!r}")
         self._training_expert = idx
         self._replayed = list(self.expert_requests[idx])
         self.expert_requests[idx].extend(requests)
-        params = list(self.adaptor.experts[idx].parameters()) + [self.adaptor.router.keys[idx]]
-        params += [self.adaptor.router.down.weight, self.adaptor.router.down.bias,
-                   self.adaptor.router.up.weight, self.adaptor.router.up.bias]
+        params = [*self.adaptor.experts[idx].parameters(), self.adaptor.router.keys[idx]]
+        params += [
+            self.adaptor.router.down.weight,
+            self.adaptor.router.down.bias,
+            self.adaptor.router.up.weight,
+            self.adaptor.router.up.bias,
+        ]
         for p in params:
             p.requires_grad_(True)
         return params
@@ -170,7 +180,10 @@ class LEMoEEditor(SequentialEditor):
             return None
         if self._batch_anchors is None:
             self._batch_anchors = self.adaptor.captured.detach()
-        x, y = self._batch_anchors, torch.full((self._batch_anchors.shape[0],), self._training_expert, device=self.device)
+        x, y = (
+            self._batch_anchors,
+            torch.full((self._batch_anchors.shape[0],), self._training_expert, device=self.device),
+        )
         memory = self.adaptor.memory
         if self.config.router.replay and memory.anchors.shape[0] > 0:
             keep = memory.experts != self._training_expert
@@ -180,7 +193,11 @@ class LEMoEEditor(SequentialEditor):
 
     def _end_batch(self) -> None:
         idx = self._training_expert
-        rows = self._batch_anchors[-self._new_anchor_rows:] if self.config.router.mode == "kv_anchor" else self._batch_anchors
+        rows = (
+            self._batch_anchors[-self._new_anchor_rows :]
+            if self.config.router.mode == "kv_anchor"
+            else self._batch_anchors
+        )
         self.adaptor.memory.add(rows, idx)
         if self.config.router.null_threshold == "calibrated":
             self.adaptor.memory.calibrate(self.config.router.null_quantile)
@@ -192,7 +209,9 @@ class LEMoEEditor(SequentialEditor):
     # ----- persistence ---------------------------------------------------------------------
     def adaptor_state(self) -> dict[str, torch.Tensor]:
         """Adaptor tensors without the wrapped (unchanged) FFN."""
-        return {k: v.detach().cpu().contiguous() for k, v in self.adaptor.state_dict().items() if not k.startswith("ffn.")}
+        return {
+            k: v.detach().cpu().contiguous() for k, v in self.adaptor.state_dict().items() if not k.startswith("ffn.")
+        }
 
     def save_pretrained(self, path: str | Path) -> Path:
         """Write the adaptor alone: ``adaptor.safetensors`` + ``adaptor_config.json`` (atomically)."""
@@ -201,8 +220,12 @@ class LEMoEEditor(SequentialEditor):
         tmp = path / (ADAPTOR_WEIGHTS + ".tmp")
         save_file(self.adaptor_state(), str(tmp))
         tmp.replace(path / ADAPTOR_WEIGHTS)
-        meta = {"config": asdict(self.config), "num_experts": self.adaptor.num_experts, "ffn_path": self.ffn_path,
-                "expert_sizes": [len(r) for r in self.expert_requests]}
+        meta = {
+            "config": asdict(self.config),
+            "num_experts": self.adaptor.num_experts,
+            "ffn_path": self.ffn_path,
+            "expert_sizes": [len(r) for r in self.expert_requests],
+        }
         tmp = path / (ADAPTOR_CONFIG + ".tmp")
         tmp.write_text(json.dumps(meta, indent=2))
         tmp.replace(path / ADAPTOR_CONFIG)
@@ -214,8 +237,12 @@ class LEMoEEditor(SequentialEditor):
         path = Path(path)
         meta = json.loads((path / ADAPTOR_CONFIG).read_text())
         raw = meta["config"]
-        config = LEMoEConfig(adaptor=AdaptorConfig(**raw["adaptor"]), router=RouterConfig(**raw["router"]),
-                             train=TrainConfig(**raw["train"]), seed=raw["seed"])
+        config = LEMoEConfig(
+            adaptor=AdaptorConfig(**raw["adaptor"]),
+            router=RouterConfig(**raw["router"]),
+            train=TrainConfig(**raw["train"]),
+            seed=raw["seed"],
+        )
         editor = cls(model, tokenizer, config)
         for _ in range(meta["num_experts"]):
             editor.adaptor.add_expert(editor.generator)

@@ -14,18 +14,16 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-from shared_utils.config import config_to_dict, dump_config
-from shared_utils.results import load_results, render_markdown_table, replace_marked_section, write_results
-from shared_utils.seeding import seed_everything
-from shared_utils.tracking import get_logger
-
 from lemoe.baselines import FTLEditor, LoRAEditor
 from lemoe.config import ExperimentConfig
 from lemoe.data import EditRequest, load_edits
 from lemoe.editor import LEMoEEditor
 from lemoe.metrics import EvalSets, build_eval_sets, evaluate, exact_from_teacher_forcing, mean, token_accuracy
 from lemoe.planning import embed_requests, plan_batches
+from shared_utils.config import config_to_dict, dump_config
+from shared_utils.results import load_results, render_markdown_table, replace_marked_section, write_results
+from shared_utils.seeding import seed_everything
+from shared_utils.tracking import get_logger
 
 log = get_logger("lemoe")
 
@@ -73,17 +71,33 @@ def make_editor(method: str, model, tokenizer, cfg: ExperimentConfig):
     if method in ("lemoe", "lemoe_random"):
         return LEMoEEditor(model, tokenizer, lemoe)
     if method == "token_moe":
-        return LEMoEEditor(model, tokenizer, replace(lemoe, router=replace(lemoe.router, mode="token", null_threshold="none")))
+        return LEMoEEditor(
+            model, tokenizer, replace(lemoe, router=replace(lemoe.router, mode="token", null_threshold="none"))
+        )
     if method == "ft_l":
         return FTLEditor(model, tokenizer, lemoe.adaptor, lemoe.train, cfg.baselines.ftl_lr, cfg.baselines.ftl_module)
     if method == "lora":
-        return LoRAEditor(model, tokenizer, lemoe.adaptor, lemoe.train, cfg.baselines.lora_lr,
-                          cfg.baselines.lora_rank, cfg.baselines.lora_alpha)
+        return LoRAEditor(
+            model,
+            tokenizer,
+            lemoe.adaptor,
+            lemoe.train,
+            cfg.baselines.lora_lr,
+            cfg.baselines.lora_rank,
+            cfg.baselines.lora_alpha,
+        )
     raise ValueError(f"unknown method {method!r} in methods; expected some of {list(METHODS)}")
 
 
-def run_method(method: str, base_model, tokenizer, batches: list[list[EditRequest]], index: dict[int, int],
-               sets: EvalSets, cfg: ExperimentConfig) -> dict[str, dict]:
+def run_method(
+    method: str,
+    base_model,
+    tokenizer,
+    batches: list[list[EditRequest]],
+    index: dict[int, int],
+    sets: EvalSets,
+    cfg: ExperimentConfig,
+) -> dict[str, dict]:
     """Edit a fresh copy of the model batch by batch; returns {row name: {final, curve, train_s}}."""
     seed_everything(cfg.lemoe.seed)
     model = copy.deepcopy(base_model)
@@ -104,8 +118,10 @@ def run_method(method: str, base_model, tokenizer, batches: list[list[EditReques
             for name, null in views.items():
                 with _null_view(editor, null):
                     curves[name].append({"edits": len(edited), **summarise(per_example(editor, sets), edited)})
-    return {name: {"final": curves[name][-1], "curve": curves[name], "train_s": train_s, "history": editor.history}
-            for name in views}
+    return {
+        name: {"final": curves[name][-1], "curve": curves[name], "train_s": train_s, "history": editor.history}
+        for name in views
+    }
 
 
 class _null_view:
@@ -135,23 +151,28 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
         raise ValueError(f"unknown methods {unknown}; expected some of {list(METHODS)}")
     data = load_edits(cfg.data, cfg.data_format, limit=cfg.num_edits * cfg.num_runs, skip_invalid=True)
     if len(data) < cfg.num_edits * cfg.num_runs:
-        raise ValueError(f"num_edits={cfg.num_edits} x num_runs={cfg.num_runs} needs {cfg.num_edits * cfg.num_runs} "
-                         f"edits but {cfg.data} has {len(data)}")
+        raise ValueError(
+            f"num_edits={cfg.num_edits} x num_runs={cfg.num_runs} needs {cfg.num_edits * cfg.num_runs} "
+            f"edits but {cfg.data} has {len(data)}"
+        )
     base_model, tokenizer = load_model(cfg.model, cfg.device)
     base_model.eval()
     for p in base_model.parameters():
         p.requires_grad_(False)
     rows: dict[str, list[dict]] = {}
     for run in range(cfg.num_runs):
-        requests = data[run * cfg.num_edits:(run + 1) * cfg.num_edits]
+        requests = data[run * cfg.num_edits : (run + 1) * cfg.num_edits]
         index = {id(r): i for i, r in enumerate(requests)}
         log.info("run %d/%d: %d edits, batches of %d", run + 1, cfg.num_runs, len(requests), cfg.batch_size)
-        sets = build_eval_sets(base_model, tokenizer, requests, cfg.lemoe.adaptor.layer, cfg.eval_batch_size,
-                               cfg.lemoe.train.cache_prefix)
+        sets = build_eval_sets(
+            base_model, tokenizer, requests, cfg.lemoe.adaptor.layer, cfg.eval_batch_size, cfg.lemoe.train.cache_prefix
+        )
         plans = {}
         if cfg.plan.order == "cluster":
             emb = embed_requests(requests, cfg.plan.embedder, base_model, tokenizer)
-            plans["cluster"] = plan_batches(requests, cfg.batch_size, "cluster", cfg.lemoe.seed + run, emb, cfg.plan.kmeans_iters)
+            plans["cluster"] = plan_batches(
+                requests, cfg.batch_size, "cluster", cfg.lemoe.seed + run, emb, cfg.plan.kmeans_iters
+            )
         else:
             plans["cluster"] = plan_batches(requests, cfg.batch_size, cfg.plan.order, cfg.lemoe.seed + run)
         plans["random"] = plan_batches(requests, cfg.batch_size, "random", cfg.lemoe.seed + run)
@@ -176,11 +197,21 @@ def write_outputs(rows: dict[str, list[dict]], cfg: ExperimentConfig, wall_s: fl
     written = []
     for name, results in rows.items():
         avg = _average(results)
-        metrics = {**avg["final"], "train_s": avg["train_s"],
-                   "edits_per_s": cfg.num_edits / avg["train_s"] if avg["train_s"] else float("nan")}
-        extra = {"method": name, "label": LABELS[name], "order": results[0]["order"], "num_edits": cfg.num_edits,
-                 "batch_size": cfg.batch_size, "num_runs": cfg.num_runs, "curve": avg["curve"],
-                 "steps_per_batch": [h["steps"] for h in results[0]["history"]]}
+        metrics = {
+            **avg["final"],
+            "train_s": avg["train_s"],
+            "edits_per_s": cfg.num_edits / avg["train_s"] if avg["train_s"] else float("nan"),
+        }
+        extra = {
+            "method": name,
+            "label": LABELS[name],
+            "order": results[0]["order"],
+            "num_edits": cfg.num_edits,
+            "batch_size": cfg.batch_size,
+            "num_runs": cfg.num_runs,
+            "curve": avg["curve"],
+            "steps_per_batch": [h["steps"] for h in results[0]["history"]],
+        }
         write_results(out_dir / f"{name}.json", metrics, config=cfg, wall_time_s=wall_s, extra=extra)
         written.append(name)
     dump_config(cfg, out_dir / "config.yaml")
@@ -199,16 +230,30 @@ def render_table(out_dir: Path) -> str:
     """Markdown table of every row JSON in ``out_dir`` (written to ``table.md``)."""
     results = [r for r in load_results(out_dir) if r.get("method") in LABELS]
     results.sort(key=lambda r: ROW_ORDER.index(r["method"]))
-    columns = {"label": "Method", "metrics.rel": "Rel", "metrics.gen": "Gen", "metrics.loc": "Loc",
-               "metrics.avg": "Avg", "metrics.rel_em": "Rel EM", "metrics.gen_em": "Gen EM", "metrics.edits_per_s": "edits/s"}
-    table = render_markdown_table(results, columns, digits=3,
-                                  bold_best={"metrics.rel": "max", "metrics.gen": "max", "metrics.loc": "max", "metrics.avg": "max"})
+    columns = {
+        "label": "Method",
+        "metrics.rel": "Rel",
+        "metrics.gen": "Gen",
+        "metrics.loc": "Loc",
+        "metrics.avg": "Avg",
+        "metrics.rel_em": "Rel EM",
+        "metrics.gen_em": "Gen EM",
+        "metrics.edits_per_s": "edits/s",
+    }
+    table = render_markdown_table(
+        results,
+        columns,
+        digits=3,
+        bold_best={"metrics.rel": "max", "metrics.gen": "max", "metrics.loc": "max", "metrics.avg": "max"},
+    )
     if results:
         extra = results[0]
-        note = (f"\n\nT = {extra['num_edits']} sequential edits in batches of {extra['batch_size']}, "
-                f"metrics on the final model, averaged over {extra['num_runs']} run(s); model "
-                f"`{results[0]['config']['model']}`, data `{results[0]['config']['data']}`, "
-                f"device {results[0].get('device', '?')}.\n")
+        note = (
+            f"\n\nT = {extra['num_edits']} sequential edits in batches of {extra['batch_size']}, "
+            f"metrics on the final model, averaged over {extra['num_runs']} run(s); model "
+            f"`{results[0]['config']['model']}`, data `{results[0]['config']['data']}`, "
+            f"device {results[0].get('device', '?')}.\n"
+        )
         table += note
     from shared_utils.results import atomic_write_text
 
@@ -244,7 +289,9 @@ def plot_curves(out_dir: Path) -> Path:
     return path
 
 
-def evaluate_saved(adaptor_dir: str, model_name: str, data: str, data_format: str = "auto", limit: int = 100) -> dict[str, float]:
+def evaluate_saved(
+    adaptor_dir: str, model_name: str, data: str, data_format: str = "auto", limit: int = 100
+) -> dict[str, float]:
     """Rel/Gen/Loc of a saved LEMoE adaptor (``lemoe eval``): the first ``limit`` requests of ``data``."""
     requests = load_edits(data, data_format, limit=limit, skip_invalid=True)
     model, tokenizer = load_model(model_name, "cpu")

@@ -34,7 +34,10 @@ def token_accuracy(predictions: Sequence[torch.Tensor], targets: Sequence[torch.
 
 def exact_match(generated: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> list[float]:
     """Per example: 1.0 when the generated tokens start with exactly the target tokens."""
-    return [float(g.numel() >= t.numel() and torch.equal(g[: t.numel()], t)) for g, t in zip(generated, targets, strict=True)]
+    return [
+        float(g.numel() >= t.numel() and torch.equal(g[: t.numel()], t))
+        for g, t in zip(generated, targets, strict=True)
+    ]
 
 
 def mean(values: Sequence[float]) -> float:
@@ -51,16 +54,20 @@ class EvalSets:
     loc_reference: list[torch.Tensor]
 
 
-def build_eval_sets(model, tokenizer, requests: list[EditRequest], layer: int, batch_size: int = 32,
-                    cache_prefix: bool = True) -> EvalSets:
+def build_eval_sets(
+    model, tokenizer, requests: list[EditRequest], layer: int, batch_size: int = 32, cache_prefix: bool = True
+) -> EvalSets:
     """Encode the three views of ``requests`` and record the *unedited* model's locality argmax."""
+
     def enc(prompts, answers):
         return prepare_eval(model, tokenizer, prompts, answers, layer, batch_size, cache_prefix)
 
     targets = [r.target for r in requests]
     loc = enc([r.locality_prompt for r in requests], [r.locality_answer for r in requests])
     reference, _ = SequentialEditor(model, tokenizer, layer, TrainConfig(progress=False)).predict(loc)
-    return EvalSets(enc([r.prompt for r in requests], targets), enc([r.rephrase for r in requests], targets), loc, reference)
+    return EvalSets(
+        enc([r.prompt for r in requests], targets), enc([r.rephrase for r in requests], targets), loc, reference
+    )
 
 
 def evaluate(editor, sets: EvalSets) -> dict[str, float]:
@@ -85,18 +92,20 @@ def exact_from_teacher_forcing(predictions: Sequence[torch.Tensor], targets: Seq
 
 
 @torch.no_grad()
-def greedy(editor, prompts: list[str], answers: list[str], batch_size: int = 32) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def greedy(
+    editor, prompts: list[str], answers: list[str], batch_size: int = 32
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """(greedy ``generate`` continuation with as many tokens as the answer, answer token ids) per example."""
     tok = editor.tokenizer
     targets = [torch.tensor(tok(" " + a.strip(), add_special_tokens=False)["input_ids"]) for a in answers]
     generated = []
     for start in range(0, len(prompts), batch_size):
-        chunk = [tok(p)["input_ids"] for p in prompts[start:start + batch_size]]
+        chunk = [tok(p)["input_ids"] for p in prompts[start : start + batch_size]]
         width = max(len(c) for c in chunk)
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         ids = torch.tensor([[pad] * (width - len(c)) + c for c in chunk], device=editor.device)
         mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in chunk], device=editor.device)
-        n_new = max(t.numel() for t in targets[start:start + batch_size])
+        n_new = max(t.numel() for t in targets[start : start + batch_size])
         out = editor.generate(ids, mask, n_new)[:, width:].cpu()
         generated.extend(out[row] for row in range(out.shape[0]))
     return generated, targets

@@ -41,14 +41,18 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 50, seed: int = 0) -> tuple[tor
 
 
 @torch.no_grad()
-def embed_requests(requests: list[EditRequest], embedder: str = "minilm-l6", model=None, tokenizer=None) -> torch.Tensor:
+def embed_requests(
+    requests: list[EditRequest], embedder: str = "minilm-l6", model=None, tokenizer=None
+) -> torch.Tensor:
     """One L2-normalised vector per request (text = prompt + target)."""
     texts = [f"{r.prompt} {r.target}" for r in requests]
     if embedder == "model":
         if model is None or tokenizer is None:
             raise ValueError("plan.embedder='model' needs the edited model and its tokenizer")
         table = model.get_input_embeddings().weight
-        vecs = [table[torch.tensor(tokenizer(t)["input_ids"], device=table.device)].float().mean(0).cpu() for t in texts]
+        vecs = [
+            table[torch.tensor(tokenizer(t)["input_ids"], device=table.device)].float().mean(0).cpu() for t in texts
+        ]
         return F.normalize(torch.stack(vecs), dim=-1)
     from shared_utils.models import load_encoder
 
@@ -77,8 +81,14 @@ def cluster_order(embeddings: torch.Tensor, batch_size: int, iters: int = 50, se
     return order
 
 
-def plan_batches(requests: list[EditRequest], batch_size: int, order: str = "cluster", seed: int = 0,
-                 embeddings: torch.Tensor | None = None, iters: int = 50) -> list[list[EditRequest]]:
+def plan_batches(
+    requests: list[EditRequest],
+    batch_size: int,
+    order: str = "cluster",
+    seed: int = 0,
+    embeddings: torch.Tensor | None = None,
+    iters: int = 50,
+) -> list[list[EditRequest]]:
     """Split requests into batches in the planned order ('cluster' needs ``embeddings``)."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -93,4 +103,4 @@ def plan_batches(requests: list[EditRequest], batch_size: int, order: str = "clu
     else:
         raise ValueError(f"plan.order must be 'cluster', 'random' or 'given', got {order!r}")
     ordered = [requests[i] for i in idx]
-    return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
+    return [ordered[i : i + batch_size] for i in range(0, len(ordered), batch_size)]

@@ -22,7 +22,9 @@ from lemoe.config import TrainConfig
 from lemoe.data import EditRequest
 
 
-def encode_pairs(tokenizer, prompts: list[str], answers: list[str], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+def encode_pairs(
+    tokenizer, prompts: list[str], answers: list[str], device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
     """Tokenise prompt + " " + answer, right-padded.
 
     Returns ``input_ids``, ``attention_mask``, ``labels`` (answer tokens, -100 elsewhere) and
@@ -128,14 +130,21 @@ def label_predictions(model: nn.Module, hidden: torch.Tensor, labels: torch.Tens
 
 
 @torch.no_grad()
-def prepare_eval(model: nn.Module, tokenizer, prompts: list[str], answers: list[str], layer: int,
-                 batch_size: int = 32, cache_prefix: bool = True) -> list[dict[str, torch.Tensor]]:
+def prepare_eval(
+    model: nn.Module,
+    tokenizer,
+    prompts: list[str],
+    answers: list[str],
+    layer: int,
+    batch_size: int = 32,
+    cache_prefix: bool = True,
+) -> list[dict[str, torch.Tensor]]:
     """Encode prompt/answer pairs in batches; with ``cache_prefix`` also store the hidden states entering
     ``layer`` (valid for every method that edits only that layer and above, so computed once)."""
     device = next(model.parameters()).device
     batches = []
     for start in range(0, len(prompts), batch_size):
-        enc = encode_pairs(tokenizer, prompts[start:start + batch_size], answers[start:start + batch_size], device)
+        enc = encode_pairs(tokenizer, prompts[start : start + batch_size], answers[start : start + batch_size], device)
         if cache_prefix and supports_prefix_cache(model):
             enc["h"] = layer_input(model, layer, enc["input_ids"], enc["attention_mask"])
         batches.append(enc)
@@ -181,7 +190,13 @@ class SequentialEditor:
         return None
 
     @contextmanager
-    def _routing(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_mask: torch.Tensor | None, training: bool = False):
+    def _routing(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        prompt_mask: torch.Tensor | None,
+        training: bool = False,
+    ):
         yield
 
     def _end_batch(self) -> None:
@@ -193,24 +208,35 @@ class SequentialEditor:
             raise ValueError("edit() needs at least one request")
         params = self._begin_batch(requests)
         train_requests = self._training_requests(requests)
-        enc = encode_pairs(self.tokenizer, [r.prompt for r in train_requests], [r.target for r in train_requests], self.device)
+        enc = encode_pairs(
+            self.tokenizer, [r.prompt for r in train_requests], [r.target for r in train_requests], self.device
+        )
         self._prepare_encoded(enc)
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.train_cfg.weight_decay)
         use_cache = self.train_cfg.cache_prefix and supports_prefix_cache(self.model)
         was_training = self.model.training
         self.model.eval()  # no dropout: edits are deterministic under the seed
         h = layer_input(self.model, self.layer, enc["input_ids"], enc["attention_mask"]) if use_cache else None
-        bar = tqdm(range(self.train_cfg.max_steps), desc=f"{self.name} batch {len(self.history) + 1}",
-                   disable=not self.train_cfg.progress, leave=False)
+        bar = tqdm(
+            range(self.train_cfg.max_steps),
+            desc=f"{self.name} batch {len(self.history) + 1}",
+            disable=not self.train_cfg.progress,
+            leave=False,
+        )
         loss_value, steps = float("nan"), 0
-        for steps in range(1, self.train_cfg.max_steps + 1):
+        for step in range(1, self.train_cfg.max_steps + 1):
+            steps = step
             with self._routing(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"], training=True):
                 if h is not None:
                     hidden = upper_hidden(self.model, self.layer, h, enc["attention_mask"])
                     nll = target_nll(self.model, hidden, enc["labels"])
                 else:
-                    nll = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                                     labels=enc["labels"], use_cache=False).loss
+                    nll = self.model(
+                        input_ids=enc["input_ids"],
+                        attention_mask=enc["attention_mask"],
+                        labels=enc["labels"],
+                        use_cache=False,
+                    ).loss
                 extra = self._extra_loss()
             loss = nll if extra is None else nll + extra
             optimizer.zero_grad(set_to_none=True)
@@ -238,14 +264,18 @@ class SequentialEditor:
                     hidden = upper_hidden(self.model, self.layer, enc["h"], enc["attention_mask"])
                 else:
                     base, _ = decoder_base(self.model)
-                    hidden = base(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False).last_hidden_state
+                    hidden = base(
+                        input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False
+                    ).last_hidden_state
             preds.extend(label_predictions(self.model, hidden, enc["labels"]))
             labels = enc["labels"][:, 1:].cpu()
             targets.extend(row[row != -100] for row in labels)
         return preds, targets
 
     @torch.no_grad()
-    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits of the edited model (``prompt_mask`` tells instance-level routers the prompt span)."""
         with self._routing(input_ids, attention_mask, prompt_mask):
             return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
@@ -254,5 +284,10 @@ class SequentialEditor:
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
         """Greedy continuation of left-padded prompts (routing decided on the prompt)."""
         with self._routing(input_ids, attention_mask, None):
-            return self.model.generate(input_ids=input_ids, attention_mask=attention_mask, do_sample=False,
-                                       max_new_tokens=max_new_tokens, pad_token_id=self.tokenizer.pad_token_id)
+            return self.model.generate(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )

@@ -15,7 +15,15 @@ class FTLEditor(SequentialEditor):
 
     name = "ft_l"
 
-    def __init__(self, model: nn.Module, tokenizer, adaptor: AdaptorConfig, train: TrainConfig, lr: float, module: str = "down_proj"):
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        adaptor: AdaptorConfig,
+        train: TrainConfig,
+        lr: float,
+        module: str = "down_proj",
+    ):
         super().__init__(model, tokenizer, adaptor.layer, train, lr)
         ffn = get_submodule(model, ffn_path(model, adaptor))
         if module == "all":

@@ -16,16 +16,29 @@ class LoRAEditor(SequentialEditor):
 
     name = "lora"
 
-    def __init__(self, model: nn.Module, tokenizer, adaptor: AdaptorConfig, train: TrainConfig, lr: float,
-                 rank: int = 8, alpha: int = 16):
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        adaptor: AdaptorConfig,
+        train: TrainConfig,
+        lr: float,
+        rank: int = 8,
+        alpha: int = 16,
+    ):
         super().__init__(model, tokenizer, adaptor.layer, train, lr)
         path = ffn_path(model, adaptor)
         ffn = get_submodule(model, path)
         names = [f"{path}.{n}" for n, m in ffn.named_modules() if n and type(m).__name__ in ("Linear", "Conv1D")]
         if not names:
             raise ValueError(f"LoRA: no linear layer inside {path} (adaptor.module_path)")
-        config = LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=names,
-                            fan_in_fan_out=type(get_submodule(model, names[0])).__name__ == "Conv1D")
+        config = LoraConfig(
+            r=rank,
+            lora_alpha=alpha,
+            lora_dropout=0.0,
+            target_modules=names,
+            fan_in_fan_out=type(get_submodule(model, names[0])).__name__ == "Conv1D",
+        )
         inject_adapter_in_model(config, model)
         self.lora_params = [p for n, p in model.named_parameters() if "lora_" in n]
         for p in self.lora_params:

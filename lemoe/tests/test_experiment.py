@@ -1,0 +1,59 @@
+import json
+
+import pytest
+from conftest import TOKENIZER, tiny_model
+
+from lemoe import experiment
+from lemoe.cli import main
+from lemoe.config import ExperimentConfig
+
+
+def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "load_model", lambda name, device: (tiny_model("llama"), TOKENIZER))
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- results:start -->\nold\n<!-- results:end -->\n")
+    data = tmp_path / "edits.jsonl"
+    rows = [
+        {
+            "prompt": f"fact {c} is",
+            "target": c * 2,
+            "rephrase": f"the fact {c} is",
+            "locality_prompt": f"other {c}",
+            "locality_answer": "ok",
+        }
+        for c in "abcdef"
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    cfg = ExperimentConfig(
+        model="tiny", data=str(data), num_edits=6, batch_size=3, output_dir=str(tmp_path / "out"), readme=str(readme)
+    )
+    cfg.lemoe.adaptor.layer, cfg.lemoe.adaptor.expert_width, cfg.lemoe.router.dim = 1, 16, 8
+    cfg.lemoe.train.max_steps, cfg.lemoe.train.lr, cfg.lemoe.train.progress = 30, 1e-2, False
+    cfg.plan.embedder = "model"
+    experiment.run_experiment(cfg)
+    out = tmp_path / "out"
+    names = {p.stem for p in out.glob("*.json")}
+    assert names == {"lemoe", "lemoe_always_route", "lemoe_random", "token_moe", "ft_l", "lora"}
+    lemoe = json.loads((out / "lemoe.json").read_text())
+    assert [c["edits"] for c in lemoe["curve"]] == [3, 6]
+    assert set(lemoe["metrics"]) >= {"rel", "gen", "loc", "avg", "rel_em", "gen_em", "edits_per_s"}
+    assert lemoe["metrics"]["avg"] == pytest.approx(
+        (lemoe["metrics"]["rel"] + lemoe["metrics"]["gen"] + lemoe["metrics"]["loc"]) / 3
+    )
+    assert lemoe["metrics"]["rel"] > 0.5
+    table = (out / "table.md").read_text()
+    assert "| LoRA (peft) |" in table and table.strip() in readme.read_text()
+    assert (out / "metrics_vs_edits.png").stat().st_size > 1000 and (out / "config.yaml").exists()
+
+
+def test_cli_rejects_unknown_option_by_name(capsys):
+    with pytest.raises(SystemExit):
+        main(["edit", "--lemoe.router.top_kk", "2"])
+    assert "top_kk" in capsys.readouterr().err
+
+
+def test_cli_help_lists_config_options(capsys):
+    with pytest.raises(SystemExit):
+        main(["edit", "--help"])
+    out = capsys.readouterr().out
+    assert "lemoe.router.null_threshold" in out and "num_edits" in out
