@@ -9,4 +9,4 @@ reproduce-distill-hetero: setup  ## run the embedded default and write results/d
 
 bench-distill-hetero: setup  ## print the package's benchmarks
 	$(PY) -m distill_hetero bench --config distill-hetero/configs/default.yaml \
-		--output results/distill-hetero/bench/bench.json $(DISTILL_HETERO_ARGS)
+		--output results/distill-hetero/bench/bench.json --readme distill-hetero/README.md $(DISTILL_HETERO_ARGS)

@@ -16,6 +16,13 @@ import torch
 
 from distill_hetero.config import RunConfig
 from shared_utils.config import dump_config, load_config
+from shared_utils.results import (
+    atomic_write_text,
+    device_description,
+    render_markdown_table,
+    replace_marked_section,
+    write_results,
+)
 
 MODES = {
     "sft": ["--loss.output", "['ce']", "--loss.intermediate", "none"],
@@ -55,7 +62,7 @@ def measure(config_path: str, mode: str, steps: int) -> dict:
             "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
 
 
-def run_bench(cfg: RunConfig, steps: int = 4, output: str | None = None) -> dict:
+def run_bench(cfg: RunConfig, steps: int = 4, output: str | None = None, readme: str | None = None) -> dict:
     """Run every mode in its own subprocess, print a table and the KD+intermediate / KD step-time ratio."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
@@ -69,19 +76,22 @@ def run_bench(cfg: RunConfig, steps: int = 4, output: str | None = None) -> dict
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     by_mode = {r["mode"]: r for r in rows}
     ratio = by_mode["kd_inter"]["median_step_s"] / by_mode["kd"]["median_step_s"]
-    print(f"{'mode':<10}{'tokens/s':>10}{'step s':>9}{'peak RSS MB':>13}{'RSS before MB':>15}{'peak CUDA MB':>14}")
-    for r in rows:
-        cuda = "-" if r["peak_cuda_mb"] is None else f"{r['peak_cuda_mb']:.0f}"
-        print(f"{r['mode']:<10}{r['tokens_per_s']:>10.1f}{r['median_step_s']:>9.2f}{r['peak_rss_mb']:>13.0f}"
-              f"{r['rss_before_training_mb']:>15.0f}{cuda:>14}")
-    print(f"KD+intermediate / KD step time: {ratio:.3f}x (target <= 1.15x); "
-          f"KD / SFT: {by_mode['kd']['median_step_s'] / by_mode['sft']['median_step_s']:.2f}x")
+    table = render_markdown_table(rows, {"mode": "mode", "tokens_per_s": "tokens/s", "median_step_s": "median step s",
+                                         "tokens_per_step": "tokens/step", "peak_rss_mb": "peak RSS MB",
+                                         "rss_before_training_mb": "RSS before training MB",
+                                         "peak_cuda_mb": "peak CUDA MB"}, digits=2)
+    summary = (f"KD+intermediate / KD step time: **{ratio:.3f}x** (target <= 1.15x); KD / SFT: "
+               f"{by_mode['kd']['median_step_s'] / by_mode['sft']['median_step_s']:.2f}x. Live teacher (no cache), "
+               f"batch {cfg.train.batch_size}, median of {steps} steps after a warm-up step, "
+               f"{cfg.num_threads or torch.get_num_threads()} torch thread(s), {device_description()}.\n")
+    print(table + "\n" + summary)
     report = {"modes": rows, "kd_inter_over_kd_step_time": ratio, "steps": steps,
               "batch_size": cfg.train.batch_size}
     if output:
-        from shared_utils.results import write_results
-
         write_results(output, report, cfg)
+        atomic_write_text(Path(output).with_suffix(".md"), table + "\n" + summary)
+    if readme:
+        replace_marked_section(readme, "bench", table + "\n" + summary)
     return report
 
 

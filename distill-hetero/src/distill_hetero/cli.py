@@ -45,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="tokens/s, step-time ratio and peak memory of SFT, KD, KD+intermediate")
     add_config_arguments(bench, RunConfig, _default_config())
     bench.add_argument("--steps", type=int, default=4, help="timed steps per mode (after one warm-up step)")
-    bench.add_argument("--output", default=None, help="also write the numbers as JSON here")
+    bench.add_argument("--output", default=None, help="also write the numbers as JSON (and .md) here")
+    bench.add_argument("--readme", default=None, help="README whose bench section is regenerated")
     return parser
 
 
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return _eval(cfg, args.model, args.results)
     from distill_hetero.bench import run_bench
 
-    run_bench(cfg, args.steps, args.output)
+    run_bench(cfg, args.steps, args.output, args.readme)
     return 0
 
 
