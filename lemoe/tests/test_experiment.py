@@ -25,7 +25,13 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     ]
     data.write_text("\n".join(json.dumps(r) for r in rows))
     cfg = ExperimentConfig(
-        model="tiny", data=str(data), num_edits=6, batch_size=3, output_dir=str(tmp_path / "out"), readme=str(readme)
+        model="tiny",
+        data=str(data),
+        num_edits=6,
+        batch_size=3,
+        output_dir=str(tmp_path / "out"),
+        readme=str(readme),
+        save_adaptor=str(tmp_path / "adaptor"),
     )
     cfg.lemoe.adaptor.layer, cfg.lemoe.adaptor.expert_width, cfg.lemoe.router.dim = 1, 16, 8
     cfg.lemoe.train.max_steps, cfg.lemoe.train.lr, cfg.lemoe.train.progress = 30, 1e-2, False
@@ -44,6 +50,10 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     table = (out / "table.md").read_text()
     assert "| LoRA (peft) |" in table and table.strip() in readme.read_text()
     assert (out / "metrics_vs_edits.png").stat().st_size > 1000 and (out / "config.yaml").exists()
+    # `lemoe eval` on the saved adaptor reproduces the final LEMoE row
+    scores = experiment.evaluate_saved(str(tmp_path / "adaptor"), "tiny", str(data), limit=6, batch_size=32)
+    for key in ("rel", "gen", "loc"):
+        assert scores[key] == pytest.approx(lemoe["metrics"][key], abs=1e-9), key
 
 
 def test_cli_rejects_unknown_option_by_name(capsys):

@@ -31,7 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_config_arguments(edit, ExperimentConfig, default_config_path() or None)
-    edit.add_argument("--save-adaptor", default=None, help="also save the LEMoE adaptor of the last run here")
     ev = sub.add_parser("eval", help="score a saved LEMoE adaptor on edit requests (Rel/Gen/Loc)")
     ev.add_argument("adaptor", help="folder written by save_pretrained / edit --save-adaptor")
     ev.add_argument("--model", default="smollm2-135m-instruct", help="the base model the adaptor was trained on")

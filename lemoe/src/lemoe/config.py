@@ -153,6 +153,9 @@ class ExperimentConfig:
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))
     eval_batch_size: int = field(default=32, metadata=_h("sequences per evaluation forward"))
     output_dir: str = field(default="results/lemoe", metadata=_h("where results JSON, table and figure go"))
+    save_adaptor: str | None = field(
+        default=None, metadata=_h("save the LEMoE adaptor (method 'lemoe', last run) to this folder")
+    )
     readme: str | None = field(default=None, metadata=_h("package README whose results table is regenerated"))
     device: str = field(default="cpu", metadata=_h("'cpu', 'cuda', or 'auto' (device_map='auto' across GPUs)"))
     lemoe: LEMoEConfig = field(default_factory=LEMoEConfig)

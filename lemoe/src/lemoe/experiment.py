@@ -118,6 +118,8 @@ def run_method(
             for name, null in views.items():
                 with _null_view(editor, null):
                     curves[name].append({"edits": len(edited), **summarise(per_example(editor, sets), edited)})
+    if method == "lemoe" and cfg.save_adaptor:
+        editor.save_pretrained(cfg.save_adaptor)
     return {
         name: {"final": curves[name][-1], "curve": curves[name], "train_s": train_s, "history": editor.history}
         for name in views
@@ -290,7 +292,7 @@ def plot_curves(out_dir: Path) -> Path:
 
 
 def evaluate_saved(
-    adaptor_dir: str, model_name: str, data: str, data_format: str = "auto", limit: int = 100
+    adaptor_dir: str, model_name: str, data: str, data_format: str = "auto", limit: int = 100, batch_size: int = 32
 ) -> dict[str, float]:
     """Rel/Gen/Loc of a saved LEMoE adaptor (``lemoe eval``): the first ``limit`` requests of ``data``."""
     requests = load_edits(data, data_format, limit=limit, skip_invalid=True)
@@ -299,5 +301,5 @@ def evaluate_saved(
         p.requires_grad_(False)
     editor = LEMoEEditor.from_pretrained(model, adaptor_dir, tokenizer)
     with editor.detached():
-        sets = build_eval_sets(model, tokenizer, requests, editor.layer)
+        sets = build_eval_sets(model, tokenizer, requests, editor.layer, batch_size)
     return evaluate(editor, sets)
