@@ -129,6 +129,7 @@ def _eval(config, adapter: str | None, out: str | None) -> int:
             model, _ = load_model(adapter)
     result = evaluate(model, tokenizer, facts, reference, config.data.max_paraphrases, config.eval.locality_tokens,
                       config.eval.batch_size)
-    _write({"metrics": result["metrics"], "model": config.model, "adapter": adapter, "facts": len(facts)},
-           out or Path(config.output_dir) / "eval.json")
+    per_fact = {"fact": [f.fact_id for f in facts], **{k: v.tolist() for k, v in result["per_fact"].items()}}
+    _write({"metrics": result["metrics"], "model": config.model, "adapter": adapter, "facts": len(facts),
+            "per_fact": per_fact}, out or Path(config.output_dir) / "eval.json")
     return 0

@@ -188,6 +188,8 @@ def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = Non
         },
         "per_relation": _per_relation(facts, kept, per_fact, base.distance, final_distance),
         "distance_trajectory_mean": trajectory.nanmean(1).tolist(),
+        "per_fact": {"fact": [f.fact_id for f in facts], "train_em": per_fact["train_em"].tolist(),
+                     "distance_base": base.distance.tolist(), "distance_final": final_distance.tolist()},
         "loss_curve": history.losses,
     }
     if report is not None:
