@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--runs", default="runs/infodiffusion", help="where the rows' runs go")
             p.add_argument("--readme", default=str(PACKAGE_ROOT / "README.md"), help="README to update")
             p.add_argument("--rows", default="", help="comma-separated subset of rows")
+            p.add_argument("--reuse-runs", action="store_true",
+                           help="re-sample/re-score runs already trained with the same training settings")
         if name == "bench":
             p.add_argument("--bench-steps", type=int, default=30, help="timed training steps per schedule")
     return parser
@@ -99,5 +101,5 @@ def main(argv: list[str] | None = None) -> int:
         from infodiffusion.reproduce import reproduce
 
         rows = [r for r in args.rows.split(",") if r] or None
-        print(reproduce(cfg, Path(args.results), Path(args.runs), Path(args.readme), rows))
+        print(reproduce(cfg, Path(args.results), Path(args.runs), Path(args.readme), rows, args.reuse_runs))
     return 0

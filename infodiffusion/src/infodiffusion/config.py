@@ -70,7 +70,8 @@ class TrainConfig:
 class SampleConfig:
     method: str = field(default="ddim", metadata={"help": "ddim (respaced) | ddpm (all T steps)"})
     steps: int = field(default=50, metadata={"help": "reverse steps for ddim"})
-    clamp: bool = field(default=True, metadata={"help": "round x0-hat to the nearest embedding at each step"})
+    clamp: bool = field(default=False, metadata={"help": "round x0-hat to the nearest embedding at each step "
+                                                          "(DiffuSeq's clamping; lowered BLEU here, see README)"})
     batch_size: int = field(default=256, metadata={"help": "sequences per forward pass"})
     candidates: int = field(default=10, metadata={"help": "samples per source (MBR over them)"})
     use_ema: bool = field(default=True, metadata={"help": "sample with the EMA weights"})

@@ -205,6 +205,8 @@ class TextDiffusion:
         for i, t in enumerate(grid):
             tt = torch.full((shape[0],), t, device=x.device, dtype=torch.long)
             x0_hat = model(x, tt, target_mask, prev)
+            # self-conditioning is fed the raw estimate, as in training (not the clamped one)
+            prev = x0_hat
             ids = None
             if clamp:
                 ids, x0_hat = self.round_to_vocab(core, x0_hat)
@@ -224,7 +226,6 @@ class TextDiffusion:
                 eps = (x - a_t.sqrt() * x0_hat) / (1 - a_t).sqrt()
                 x = a_s.sqrt() * x0_hat + (1 - a_s).sqrt() * eps
             x = torch.where(mask3, x, x_src)
-            prev = x0_hat
             if record:
                 step_ids = ids if ids is not None else core.logits(x0_hat).argmax(-1)
                 trajectory.append(torch.where(target_mask.bool(), step_ids, src_ids).cpu())
