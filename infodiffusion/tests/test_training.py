@@ -65,3 +65,16 @@ def test_two_process_training_and_sampling(tmp_path, tiny_overrides):
     assert main(["sample", *args, "--samples", str(tmp_path / "single.jsonl")]) == 0
     single = [json.loads(x) for x in Path(tmp_path / "single.jsonl").read_text().splitlines()]
     assert [(r["seed"], r["hyp"]) for r in single] == [(r["seed"], r["hyp"]) for r in records]
+
+
+def test_reuse_only_runs_trained_with_the_same_settings(tmp_path, tiny_overrides):
+    from infodiffusion.config import InfoDiffusionConfig
+    from infodiffusion.reproduce import trained_summary
+    from shared_utils.config import load_config
+
+    o = {**tiny_overrides, "output_dir": str(tmp_path / "run"), "train.steps": "2"}
+    assert main(["train", *_args(o)]) == 0
+    same = load_config(InfoDiffusionConfig, None, {**o, "sample.clamp": "true", "diffusion.sample_schedule": "none"})
+    assert trained_summary(same)["steps"] == 2
+    assert trained_summary(load_config(InfoDiffusionConfig, None, {**o, "train.lr": "0.5"})) is None
+    assert trained_summary(load_config(InfoDiffusionConfig, None, {**o, "diffusion.info_lambda": "1.0"})) is None

@@ -50,14 +50,42 @@ def _flatten(d: dict, prefix: str = "") -> dict:
     return flat
 
 
-def run_row(cfg: InfoDiffusionConfig, row: str, results_dir: Path, scorer) -> dict:
+TRAINING_SECTIONS = ("seed", "model", "data", "train")
+
+
+def trained_summary(cfg: InfoDiffusionConfig) -> dict | None:
+    """The training summary of ``cfg.output_dir`` if it was trained with the same training settings
+    (everything but the sampling/evaluation options), else None."""
+    import json
+
+    import yaml
+
+    from shared_utils.config import config_to_dict
+
+    out = Path(cfg.output_dir)
+    if not ((out / "ema" / "model.safetensors").is_file() and (out / "train_summary.json").is_file()):
+        return None
+    saved, now = yaml.safe_load((out / "config.yaml").read_text()), config_to_dict(cfg)
+    for key in ("diffusion", *TRAINING_SECTIONS):
+        a, b = saved.get(key), now.get(key)
+        if key == "diffusion":
+            a, b = ({k: v for k, v in d.items() if k != "sample_schedule"} for d in (a, b))
+        if a != b:
+            return None
+    return json.loads((out / "train_summary.json").read_text())
+
+
+def run_row(cfg: InfoDiffusionConfig, row: str, results_dir: Path, scorer, reuse: bool = False) -> dict:
     from infodiffusion.evaluate import bleu_curve, sample_run, score_records, summarise_curve, write_samples
     from infodiffusion.trainer import train
     from shared_utils.config import config_to_dict, dump_config
     from shared_utils.results import write_results
 
     start = time.time()
-    summary = train(cfg)
+    summary = trained_summary(cfg) if reuse else None
+    reused = summary is not None
+    if not reused:
+        summary = train(cfg)
     records = sample_run(cfg, cfg.output_dir)
     write_samples(records, Path(cfg.output_dir) / "samples.jsonl")
     metrics = score_records(records, cfg, scorer)
@@ -68,7 +96,7 @@ def run_row(cfg: InfoDiffusionConfig, row: str, results_dir: Path, scorer) -> di
     metrics["ddpm_final_bleu"] = curve["bleu_by_step"][-1]
     dump_config(cfg, results_dir / f"{row}.config.yaml")
     write_results(results_dir / f"{row}.json", metrics, config=cfg, wall_time_s=time.time() - start,
-                  extra={"row": row, "label": ROWS[row][0],
+                  extra={"row": row, "label": ROWS[row][0], "reused_training": reused,
                          "train": {k: v for k, v in summary.items() if k != "loss_history"},
                          "loss_history": summary["loss_history"], "curve": curve,
                          "data": f"{cfg.data.dataset}: train on '{cfg.data.train_split}', "
@@ -127,11 +155,11 @@ def write_report(results_dir: Path, readme: Path | None) -> str:
 
 
 def reproduce(base: InfoDiffusionConfig, results_dir: Path, runs_dir: Path, readme: Path | None,
-              rows: list[str] | None = None) -> str:
+              rows: list[str] | None = None, reuse: bool = False) -> str:
     from infodiffusion.metrics import BertScorer
 
     results_dir.mkdir(parents=True, exist_ok=True)
     scorer = BertScorer(base.eval.bertscore_model, base.eval.bertscore_layer) if base.eval.bertscore_model else None
     for row in rows or list(ROWS):
-        run_row(row_config(copy.deepcopy(base), row, runs_dir), row, results_dir, scorer)
+        run_row(row_config(copy.deepcopy(base), row, runs_dir), row, results_dir, scorer, reuse)
     return write_report(results_dir, readme)
