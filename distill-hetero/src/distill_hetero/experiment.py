@@ -205,6 +205,12 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
     """``table.md`` and ``loss_curves.png`` from the results JSONs; the README table if given."""
     results_dir = Path(results_dir)
     rows = [r for r in load_results(results_dir) if "row" in r]
+    for r in rows:
+        if r.get("history"):
+            last = r["history"][-1]
+            r["final_output_loss"] = next(last[f"loss/{n}"] for n in ("fkl", "ce", "rkl", "skl", "srkl")
+                                          if f"loss/{n}" in last)
+            r["final_inter_loss"] = last.get("loss/inter")
     order = ["teacher", *ROWS]
     rows.sort(key=lambda r: order.index(r["row"]) if r["row"] in order else len(order))
     sets = []
@@ -216,7 +222,8 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
     for s in sets:
         columns[f"metrics.rougeL_greedy/{s}"] = f"{s} (n={_first(rows, f'n/{s}')})"
     columns["metrics.heldout_nll/builtin"] = "held-out NLL ↓"
-    columns["metrics.final_train_loss"] = "final train loss"
+    columns["final_output_loss"] = "final train output loss"
+    columns["final_inter_loss"] = "final train inter loss"
     columns["metrics.train_time_s"] = "train s"
     body = render_markdown_table(rows, columns, digits=2, bold_best={
         **{f"metrics.rougeL_greedy/{s}": "max" for s in sets}, "metrics.heldout_nll/builtin": "min"})
@@ -230,7 +237,8 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
                      digits=2, bold_best={f"metrics.rougeL_sampled/{s}": "max" for s in sets}))
     note = ("ROUGE-L (x100, rouge-score RougeL with stemming, max over references), greedy decoding; references "
             "of `builtin` are the teacher's greedy answers to held-out built-in instructions (so the teacher is "
-            "not scored there). Held-out NLL: nats per token of those teacher answers under the student.\n\n")
+            "not scored there). Held-out NLL: nats per token of those teacher answers under the student. Final train "
+            "output loss: CE for SFT, forward KL otherwise (last step, unweighted).\n\n")
     table = note + body
     atomic_write_text(results_dir / "table.md", table)
     plot_loss_curves(rows, results_dir / "loss_curves.png")
