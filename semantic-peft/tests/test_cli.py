@@ -23,7 +23,8 @@ def test_default_config_and_rows_resolve():
     assert config.peft.target_modules[:2] == ["q_proj", "k_proj"]
     base, rows = read_rows(DEFAULT_CONFIG.parent / "reproduce.yaml")
     assert base == DEFAULT_CONFIG
-    assert [r["name"] for r in rows] == ["lora", "lora_filter", "lora_reweight", "lora_filter_reweight", "full_ft"]
+    assert [r["name"] for r in rows] == ["lora", "lora_filter", "lora_reweight", "lora_filter_reweight", "full_ft",
+                                         "lora_reweight_linear"]
     paper_base, paper_rows = read_rows(DEFAULT_CONFIG.parent / "paper" / "reproduce.yaml")
     assert load_config(ExperimentConfig, paper_base).model == "meta-llama/Llama-2-7b-hf" and len(paper_rows) == 5
     with pytest.raises(ConfigError, match=r"reweight\.shceme"):
