@@ -30,7 +30,7 @@ def run_bench(
     edits: int = 20,
     steps: int = 10,
     experts: int = 5,
-    layer: int = 24,
+    layer: int = 25,
     repeats: int = 5,
 ) -> dict[str, float]:
     """Print and return the benchmark numbers (ratios are measured in this one process)."""
