@@ -73,7 +73,7 @@ class DataConfig:
 class TrainConfig:
     """Optimisation, checkpointing, teacher-output caching."""
 
-    steps: int = field(default=90, metadata={"help": "optimizer steps"})
+    steps: int = field(default=200, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=8, metadata={"help": "per-device micro-batch size"})
     lr: float = field(default=1e-3, metadata={"help": "peak learning rate (student and projectors)"})
     weight_lr: float = field(default=1e-2, metadata={"help": "learning rate of the learned log-variances"})
@@ -82,7 +82,7 @@ class TrainConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: never)"})
     resume: bool = field(default=True, metadata={"help": "resume from the latest checkpoint in output_dir"})
-    teacher_cache_top_k: int = field(default=0, metadata={
+    teacher_cache_top_k: int = field(default=64, metadata={
         "help": "0: run the teacher every step; k>0: precompute once per example its top-k log-probs (plus the "
                 "rest mass) and the mapped hidden states, reused across epochs and runs"})
     teacher_dtype: str = field(default="fp32", metadata={"help": "fp32 | bf16 | fp16 for the frozen teacher"})
@@ -93,14 +93,15 @@ class TrainConfig:
 class EvalConfig:
     """Generation and ROUGE-L."""
 
-    datasets: list[str] = field(default_factory=lambda: ["builtin"], metadata={
+    datasets: list[str] = field(default_factory=lambda: ["builtin", "dolly_test", "selfinst_test", "vicuna_test",
+                                                         "sinst_test_500", "uinst_test_500"], metadata={
         "help": "builtin and/or shared-set names (dolly_test, selfinst_test, vicuna_test, sinst_test_500, "
                 "uinst_test_500), .jsonl paths or hub ids"})
-    max_examples: int = field(default=0, metadata={"help": "first N examples of each set (0: all)"})
+    max_examples: int = field(default=12, metadata={"help": "first N examples of each set (0: all)"})
     batch_size: int = field(default=16, metadata={"help": "generation batch size (left padding)"})
     max_new_tokens: int = field(default=48, metadata={"help": "generated tokens"})
     greedy: bool = field(default=True, metadata={"help": "include greedy decoding"})
-    sample_seeds: list[int] = field(default_factory=list, metadata={"help": "seeds for sampled decoding"})
+    sample_seeds: list[int] = field(default_factory=lambda: [1, 2], metadata={"help": "seeds for sampled decoding"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
 
