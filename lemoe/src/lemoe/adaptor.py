@@ -160,5 +160,9 @@ class MoEAdaptor(nn.Module):
         delta = torch.zeros_like(out)
         active = gate.flatten(0, -2).abs().sum(0) > 0
         for i in torch.nonzero(active).flatten().tolist():
-            delta = delta + gate[..., i : i + 1] * self.experts[i](x)
+            if gate.shape[1] == 1:  # instance-level gate: run expert i only on the instances routed to it
+                rows = torch.nonzero(gate[:, 0, i]).flatten()
+                delta = delta.index_add(0, rows, gate[rows, :, i : i + 1] * self.experts[i](x[rows]))
+            else:
+                delta = delta + gate[..., i : i + 1] * self.experts[i](x)
         return out + self.adaptor_cfg.scale * delta
