@@ -40,3 +40,16 @@ def test_import_is_light():
             "dt = time.perf_counter() - t; heavy = [m for m in ('torch', 'transformers', 'accelerate') "
             "if m in sys.modules]; print(heavy, dt); assert not heavy and dt < 1.0")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_two_cpu_processes_join_one_gloo_group(tmp_path):
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import torch\n"
+        "from shared_utils.device import AcceleratorConfig, build_accelerator\n"
+        "acc = build_accelerator(AcceleratorConfig(tracker=None), log=False)\n"
+        "total = acc.reduce(torch.tensor([float(acc.process_index + 1)]), reduction='sum')\n"
+        "assert acc.num_processes == 2, acc.num_processes\n"
+        "assert total.item() == 3.0, total\n")
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                    "--master_port", "29571", str(script)], check=True, timeout=180)

@@ -24,7 +24,15 @@ class AcceleratorConfig:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "micro-batches per optimiser step"})
     tracker: str | None = field(default="wandb", metadata={"help": "wandb or none"})
     project_name: str = field(default="llm-papers", metadata={"help": "tracker project"})
-    cpu: bool = field(default=False, metadata={"help": "force the CPU even when CUDA is present"})
+    cpu: bool = field(default=False, metadata={"help": "force the CPU even when a GPU is present"})
+
+
+def has_gpu() -> bool:
+    """CUDA (or Apple MPS) is usable."""
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return torch.cuda.is_available() or bool(mps and mps.is_available())
 
 
 def resolve_mixed_precision(requested: str, cpu: bool = False) -> str:
@@ -50,6 +58,9 @@ def build_accelerator(config: AcceleratorConfig | None = None, run_name: str | N
     from accelerate import Accelerator
 
     config = config or AcceleratorConfig()
+    # Without a GPU, ask for the CPU explicitly: only then do processes started by torchrun /
+    # `accelerate launch --multi_gpu` join one gloo process group instead of running alone.
+    cpu = config.cpu or not has_gpu()
     tracker = None if config.tracker in (None, "none", "") else config.tracker
     if tracker == "wandb":
         mode = configure_wandb_mode()
@@ -62,10 +73,10 @@ def build_accelerator(config: AcceleratorConfig | None = None, run_name: str | N
                 get_logger(__name__).warning("wandb is not installed: tracking is off")
                 tracker = None
     accelerator = Accelerator(
-        mixed_precision=resolve_mixed_precision(config.mixed_precision, config.cpu),
+        mixed_precision=resolve_mixed_precision(config.mixed_precision, cpu),
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         log_with=tracker,
-        cpu=config.cpu,
+        cpu=cpu,
     )
     if tracker is not None:
         init_kwargs = {"wandb": {"name": run_name}} if run_name else {}
