@@ -15,14 +15,16 @@ from lemoe.data import load_edits
 from lemoe.editor import LEMoEEditor
 
 
-def _time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
+def _ratio(edited, unedited, repeats: int) -> float:
+    """Median time of ``edited`` over median time of ``unedited``, timed alternately (shared-CPU drift)."""
+    edited(), unedited()  # warm-up
+    times: dict[str, list[float]] = {"edited": [], "unedited": []}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in (("edited", edited), ("unedited", unedited)):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["edited"]) / statistics.median(times["unedited"])
 
 
 def run_bench(
@@ -31,7 +33,7 @@ def run_bench(
     steps: int = 10,
     experts: int = 5,
     layer: int = 25,
-    repeats: int = 5,
+    repeats: int = 9,
 ) -> dict[str, float]:
     """Print and return the benchmark numbers (ratios are measured in this one process)."""
     from shared_utils.models import load_causal_lm
@@ -70,8 +72,8 @@ def run_bench(
     def generate(m):
         return lambda: m.generate(**enc_left, max_new_tokens=8, do_sample=False, pad_token_id=tok.pad_token_id)
 
-    out["forward_latency_ratio"] = _time(forward(model), repeats) / _time(forward(base), repeats)
-    out["generate_latency_ratio"] = _time(generate(model), repeats) / _time(generate(base), repeats)
+    out["forward_latency_ratio"] = _ratio(forward(model), forward(base), repeats)
+    out["generate_latency_ratio"] = _ratio(generate(model), generate(base), repeats)
     expert = editor.adaptor.experts[0]
     per_expert = sum(p.numel() for p in expert.parameters()) + editor.adaptor.router.keys[0].numel()
     out["params_per_expert"] = per_expert

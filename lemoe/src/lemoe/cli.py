@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=10, help="training steps per batch for every method")
     bench.add_argument("--experts", type=int, default=5, help="experts added before timing inference")
     bench.add_argument("--layer", type=int, default=25, help="adaptor layer (the default config's)")
-    bench.add_argument("--repeats", type=int, default=5, help="timed repetitions of the inference pass")
+    bench.add_argument("--repeats", type=int, default=9, help="timed repetitions of the inference pass")
     return parser
 
 
