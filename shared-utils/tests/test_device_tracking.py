@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 
@@ -42,6 +43,12 @@ def test_import_is_light():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def test_two_cpu_processes_join_one_gloo_group(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(
@@ -52,4 +59,5 @@ def test_two_cpu_processes_join_one_gloo_group(tmp_path):
         "assert acc.num_processes == 2, acc.num_processes\n"
         "assert total.item() == 3.0, total\n")
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                    "--master_port", "29571", str(script)], check=True, timeout=180)
+                    "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)],
+                   check=True, timeout=180)
