@@ -26,3 +26,15 @@ def test_cli_train_exports_a_student_and_saves_mapping_and_config(tmp_path, toke
     assert saved["data"]["train"] == str(data) and saved["loss"]["weighting"] == "uncertainty"
     student = AutoModelForCausalLM.from_pretrained(run / "student")
     assert student.config.model_type == "gpt2" and student.config.vocab_size == len(tokenizer)
+
+
+def test_summarize_averages_rows_over_seed_folders(tmp_path, capsys):
+    for seed, (nll, rouge) in enumerate([(4.0, 20.0), (3.0, 30.0)]):
+        folder = tmp_path / f"s{seed}"
+        folder.mkdir()
+        (folder / "kd_fkl.json").write_text(json.dumps({"row": "kd_fkl", "label": "KD", "metrics": {
+            "heldout_nll/builtin": nll, "rougeL_greedy/builtin": rouge, "rougeL_greedy/dolly_test": 2.0,
+            "rougeL_greedy/vicuna_test": 4.0}}))
+    assert main(["summarize", str(tmp_path / "s0"), str(tmp_path / "s1"), "--output", str(tmp_path / "t.md")]) == 0
+    line = next(x for x in (tmp_path / "t.md").read_text().splitlines() if x.startswith("| KD"))
+    assert "3.50 (4.00, 3.00)" in line and "25.00 (20.00, 30.00)" in line and "3.00 (3.00, 3.00)" in line

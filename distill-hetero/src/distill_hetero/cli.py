@@ -1,4 +1,4 @@
-"""Command line of `distill-hetero`: ``train``, ``eval``, ``reproduce``, ``bench``.
+"""Command line of `distill-hetero`: ``train``, ``eval``, ``reproduce``, ``summarize``, ``bench``.
 
 Every sub-command takes ``--config file.yaml`` and any config option as ``--key value``
 (``--loss.intermediate cosine``); ``python -m distill_hetero`` and ``accelerate launch -m distill_hetero.cli``
@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--rows", default="sft,kd_fkl,kd_inter_fixed,kd_inter_learned", help="comma-separated rows")
     rep.add_argument("--readme", default=None, help="README whose results section is regenerated")
     rep.add_argument("--no-teacher", action="store_true", help="skip the teacher reference row")
+    summ = sub.add_parser("summarize", help="key metrics of each row over several seed folders (mean and values)")
+    summ.add_argument("folders", nargs="+", help="results folders of runs with different seeds")
+    summ.add_argument("--output", default=None, help="write the markdown table here")
+    summ.add_argument("--readme", default=None, help="README whose results-seeds section is regenerated")
     bench = sub.add_parser("bench", help="tokens/s, step-time ratio and peak memory of SFT, KD, KD+intermediate")
     add_config_arguments(bench, RunConfig, _default_config())
     bench.add_argument("--steps", type=int, default=4, help="timed steps per mode (after one warm-up step)")
@@ -56,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "summarize":
+        return _summarize(args.folders, args.output, args.readme)
     if args.command == "reproduce":
         from distill_hetero.experiment import reproduce
 
@@ -73,6 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     from distill_hetero.bench import run_bench
 
     run_bench(cfg, args.steps, args.output, args.readme)
+    return 0
+
+
+def _summarize(folders: list[str], output: str | None, readme: str | None) -> int:
+    from distill_hetero.experiment import summarize_seeds
+    from shared_utils.results import atomic_write_text, replace_marked_section
+
+    table = summarize_seeds(folders)
+    print(table)
+    if output:
+        atomic_write_text(output, table)
+    if readme:
+        replace_marked_section(readme, "results-seeds", table)
     return 0
 
 

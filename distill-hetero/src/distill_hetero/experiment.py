@@ -279,3 +279,36 @@ def plot_loss_curves(rows: list[dict], path: Path) -> None:
     fig.savefig(tmp, dpi=110)
     plt.close(fig)
     tmp.replace(path)
+
+
+SUMMARY_METRICS = {"heldout_nll/builtin": "held-out NLL ↓", "rougeL_greedy/builtin": "builtin greedy",
+                   "rougeL_sampled/builtin": "builtin sampled", "shared_greedy": "shared sets greedy (mean of 5)",
+                   "shared_sampled": "shared sets sampled (mean of 5)"}
+
+
+def summarize_seeds(folders: list[str | Path]) -> str:
+    """Markdown table of each row's key metrics over several seed folders: "mean (seed values)"."""
+    per_row: dict[str, dict[str, list[float]]] = {}
+    labels = {}
+    for folder in folders:
+        for r in load_results(folder):
+            if r.get("row") not in ROWS:
+                continue
+            m = dict(r["metrics"])
+            for kind in ("greedy", "sampled"):
+                shared = [v for k, v in m.items() if k.startswith(f"rougeL_{kind}/") and not k.endswith("/builtin")]
+                if shared:
+                    m[f"shared_{kind}"] = sum(shared) / len(shared)
+            labels[r["row"]] = r["label"]
+            for key in SUMMARY_METRICS:
+                if key in m:
+                    per_row.setdefault(r["row"], {}).setdefault(key, []).append(m[key])
+    table_rows = []
+    for name in [n for n in ROWS if n in per_row]:
+        row = {"Method": labels[name]}
+        for key, header in SUMMARY_METRICS.items():
+            values = per_row[name].get(key, [])
+            row[header] = (f"{sum(values) / len(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})"
+                           if values else None)
+        table_rows.append(row)
+    return render_markdown_table(table_rows, ["Method", *SUMMARY_METRICS.values()])
