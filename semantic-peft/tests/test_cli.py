@@ -17,6 +17,16 @@ def test_help_lists_the_subcommands():
         assert command in out
 
 
+def test_dataclass_defaults_match_default_yaml():
+    from shared_utils.config import config_to_dict
+
+    yaml_config = config_to_dict(load_config(ExperimentConfig, DEFAULT_CONFIG))
+    defaults = config_to_dict(ExperimentConfig())
+    yaml_config["peft"]["target_modules"] = defaults["peft"]["target_modules"] = None
+    yaml_config["num_threads"] = defaults["num_threads"] = 0
+    assert yaml_config == defaults
+
+
 def test_default_config_and_rows_resolve():
     config = load_config(ExperimentConfig, DEFAULT_CONFIG)
     assert config.model == "smollm2-135m-instruct" and config.data.builtin_per_relation * 8 >= 200

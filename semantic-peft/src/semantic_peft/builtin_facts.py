@@ -114,7 +114,7 @@ def _target(kind: str, names: _Names, rng: random.Random) -> str:
     return rng.choice({"profession": _PROFESSIONS, "instrument": _INSTRUMENTS, "colour": _COLOURS}[kind])
 
 
-def builtin_facts(per_relation: int = 30, seed: int = 0) -> list[Fact]:
+def builtin_facts(per_relation: int = 25, seed: int = 0) -> list[Fact]:
     """``8 * per_relation`` facts about invented entities, the same for the same arguments.
 
     Each subject is used by one fact only, so facts do not contradict each other. Unrelated

@@ -17,11 +17,11 @@ class DataConfig:
     format: str = field(default="auto", metadata={"help": "auto, zsre (MEND), counterfact (EasyEdit) or jsonl"})
     split: str = field(default="train", metadata={"help": "split for hub datasets"})
     max_facts: int | None = field(default=None, metadata={"help": "keep only the first N facts"})
-    builtin_per_relation: int = field(default=30, metadata={"help": "built-in facts per relation (8 relations)"})
+    builtin_per_relation: int = field(default=25, metadata={"help": "built-in facts per relation (8 relations)"})
     builtin_seed: int = field(default=0, metadata={"help": "seed of the built-in fact generator"})
     skip_invalid: bool = field(default=False, metadata={
         "help": "drop malformed records (logged) instead of stopping at the first one"})
-    max_paraphrases: int = field(default=2, metadata={"help": "paraphrases per fact used for evaluation"})
+    max_paraphrases: int = field(default=1, metadata={"help": "paraphrases per fact used for evaluation"})
     append_eos: bool = field(default=False, metadata={"help": "train the EOS token after each target"})
 
 
@@ -61,7 +61,7 @@ class ReweightConfig:
 
     enabled: bool = field(default=False, metadata={"help": "weight each fact's loss by its detached distance"})
     scheme: str = field(default="softmax", metadata={"help": f"one of {WEIGHT_SCHEMES}"})
-    temperature: float = field(default=0.1, metadata={"help": "softmax temperature"})
+    temperature: float = field(default=0.05, metadata={"help": "softmax temperature"})
     gamma: float = field(default=2.0, metadata={"help": "focal exponent"})
     mix: float = field(default=1.0, metadata={"help": "w = (1 - mix) + mix * w_scheme"})
     aux_weight: float = field(default=0.0, metadata={"help": "beta of the auxiliary (differentiable) distance term"})
@@ -69,9 +69,9 @@ class ReweightConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = field(default=8, metadata={"help": "passes over the training facts"})
+    epochs: int = field(default=4, metadata={"help": "passes over the training facts"})
     batch_size: int = field(default=16, metadata={"help": "facts per optimiser step (per process)"})
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
+    lr: float = field(default=4e-3, metadata={"help": "AdamW learning rate"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping (0 = off)"})
     track_distance: bool = field(default=True, metadata={

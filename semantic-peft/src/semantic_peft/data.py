@@ -170,7 +170,7 @@ def read_records(path: Path) -> list[Any]:
 
 
 def load_facts(source: str = "builtin", fmt: str = "auto", split: str = "train", max_facts: int | None = None,
-               builtin_per_relation: int = 30, builtin_seed: int = 0, skip_invalid: bool = False) -> list[Fact]:
+               builtin_per_relation: int = 25, builtin_seed: int = 0, skip_invalid: bool = False) -> list[Fact]:
     """Facts from ``builtin``, a local ``.json``/``.jsonl`` file, or a hub dataset id (via ``datasets``)."""
     if source == "builtin":
         from semantic_peft.builtin_facts import builtin_facts
