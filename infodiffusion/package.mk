@@ -2,9 +2,14 @@
 
 INFODIFFUSION_ENV := WANDB_MODE=$${WANDB_MODE:-offline} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-reproduce-infodiffusion: setup  ## run the embedded default and write results/infodiffusion/
-	$(INFODIFFUSION_ENV) $(PY) -m infodiffusion reproduce --config infodiffusion/configs/default.yaml \
-		--results results/infodiffusion --runs runs/infodiffusion --readme infodiffusion/README.md
+# SCALE=paper: the QQP setting at the paper's size (needs the DiffuSeq QQP folder, see configs/paper/qqp.yaml)
+INFODIFFUSION_CONFIG := $(if $(filter paper,$(SCALE)),infodiffusion/configs/paper/qqp.yaml,infodiffusion/configs/default.yaml)
+INFODIFFUSION_RESULTS := $(if $(filter paper,$(SCALE)),results/infodiffusion/paper,results/infodiffusion)
+
+reproduce-infodiffusion: setup  ## run the embedded default and write results/infodiffusion/ (SCALE=paper: QQP, paper size)
+	$(INFODIFFUSION_ENV) $(PY) -m infodiffusion reproduce --config $(INFODIFFUSION_CONFIG) \
+		--results $(INFODIFFUSION_RESULTS) --runs runs/infodiffusion \
+		$(if $(filter paper,$(SCALE)),,--readme infodiffusion/README.md)
 
 bench-infodiffusion: setup  ## print the package's benchmarks
 	$(INFODIFFUSION_ENV) $(PY) infodiffusion/benchmarks/bench_schedules.py --config infodiffusion/configs/default.yaml
