@@ -49,7 +49,10 @@ def test_bad_batch_size_is_named(tmp_path, tiny_overrides):
 def test_two_process_training_and_sampling(tmp_path, tiny_overrides):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    base = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port"]
+    # `accelerate launch --multi_gpu` without CUDA starts 2 CPU processes over gloo (`--cpu` would start one)
+    launcher = Path(sys.executable).parent / "accelerate"
+    base = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port"]
     args = _args({**tiny_overrides, "output_dir": out, "train.steps": "3"})
     subprocess.run([*base, str(_free_port()), "-m", "infodiffusion", "train", *args], check=True, env=env,
                    capture_output=True, text=True, timeout=300)
