@@ -65,3 +65,28 @@ def test_two_cpu_processes_join_one_gloo_group(tmp_path):
                            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)],
                           timeout=180, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_save_state_atomically_keeps_the_old_checkpoint_on_a_crash(tmp_path, monkeypatch):
+    import torch
+
+    from shared_utils.device import save_state_atomically
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    acc = build_accelerator(AcceleratorConfig(cpu=True), log=False)
+    model = acc.prepare(torch.nn.Linear(2, 2))
+    folder = tmp_path / "step_1"
+    save_state_atomically(acc, folder, lambda tmp: (tmp / "extra.txt").write_text("one"))
+    assert (folder / "extra.txt").read_text() == "one"
+    with torch.no_grad():
+        model.weight.add_(1.0)
+
+    def crash(_tmp):
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        save_state_atomically(acc, folder, crash)
+    assert (folder / "extra.txt").read_text() == "one"  # the previous checkpoint is untouched
+    save_state_atomically(acc, folder)  # the leftover .tmp of the crash is cleared
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["step_1"]
+    assert not (folder / "extra.txt").exists()

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ from distill_hetero.mapping import resolve_mapping
 from distill_hetero.models import build_student
 from distill_hetero.vocab import check_vocabularies
 from shared_utils.config import config_to_dict
-from shared_utils.device import build_accelerator
+from shared_utils.device import build_accelerator, save_state_atomically
 from shared_utils.results import atomic_write_json
 from shared_utils.seeding import seed_everything
 from shared_utils.tracking import get_logger
@@ -58,20 +56,10 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 
 def save_checkpoint(accelerator, output_dir: str | Path, step: int, history: list[dict]) -> Path:
-    """``accelerator.save_state`` into a temporary folder, then an atomic rename."""
+    """``accelerator.save_state`` plus the step and loss history, written atomically."""
     final = Path(output_dir) / "checkpoints" / f"step_{step}"
-    tmp = final.with_name(final.name + ".tmp")
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    if accelerator.is_main_process:
-        atomic_write_json(tmp / STATE_FILE, {"step": step, "history": history})
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    accelerator.wait_for_everyone()
-    return final
+    return save_state_atomically(
+        accelerator, final, lambda tmp: atomic_write_json(tmp / STATE_FILE, {"step": step, "history": history}))
 
 
 def train(cfg: RunConfig, teacher, tokenizer, examples: list[Example], teacher_cache: TeacherCache | None = None,

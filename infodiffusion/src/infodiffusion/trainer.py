@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from infodiffusion.config import InfoDiffusionConfig
 from infodiffusion.diffusion import TextDiffusion, TimestepSampler
 from infodiffusion.model import DiffusionTransformer
 from infodiffusion.run import RunArtifacts, prepare_artifacts
+from shared_utils.device import save_state_atomically
 
 
 class EMA:
@@ -79,19 +79,12 @@ def lr_lambda(warmup: int, total: int):
 
 
 def save_checkpoint(accelerator, folder: Path, model, ema: EMA) -> None:
-    """Atomic: everything goes to ``<folder>.tmp`` and is renamed when complete."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    if accelerator.is_main_process and tmp.exists():
-        shutil.rmtree(tmp)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    if accelerator.is_main_process:
-        core = accelerator.unwrap_model(model)
-        core.save_pretrained(tmp / "ema", ema.state_dict())
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    accelerator.wait_for_everyone()
+    """Training state plus the EMA weights (``<folder>/ema``), written atomically."""
+
+    def write_ema(tmp: Path) -> None:
+        accelerator.unwrap_model(model).save_pretrained(tmp / "ema", ema.state_dict())
+
+    save_state_atomically(accelerator, folder, write_ema)
 
 
 def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> dict:

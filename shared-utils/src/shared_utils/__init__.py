@@ -22,6 +22,7 @@ _LAZY = {
     "AcceleratorConfig": "device",
     "build_accelerator": "device",
     "describe_accelerator": "device",
+    "save_state_atomically": "device",
     "get_logger": "tracking",
     "configure_wandb_mode": "tracking",
     "ConfigError": "config",

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .tracking import configure_wandb_mode, get_logger
@@ -91,3 +95,27 @@ def describe_accelerator(accelerator: Accelerator) -> str:
     return (f"device={accelerator.device} processes={accelerator.num_processes} "
             f"precision={accelerator.mixed_precision} "
             f"grad_accum={accelerator.gradient_accumulation_steps}")
+
+
+def save_state_atomically(accelerator: Accelerator, folder: str | Path,
+                          write_extra: Callable[[Path], None] | None = None) -> Path:
+    """``accelerator.save_state`` into ``<folder>.tmp``, then rename it to ``folder``.
+
+    ``write_extra(tmp)`` runs on the main process before the rename, for files that belong
+    with the checkpoint (step counters, EMA weights). A crash never leaves a half-written
+    ``folder``: an interrupted ``.tmp`` is removed by the next save.
+    """
+    folder = Path(folder)
+    tmp = folder.with_name(folder.name + ".tmp")
+    if accelerator.is_main_process and tmp.exists():
+        shutil.rmtree(tmp)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    if accelerator.is_main_process:
+        if write_extra is not None:
+            write_extra(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    accelerator.wait_for_everyone()
+    return folder
