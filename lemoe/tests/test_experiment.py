@@ -20,6 +20,7 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
             "rephrase": f"the fact {c} is",
             "locality_prompt": f"other {c}",
             "locality_answer": "ok",
+            "subject": f"fact {c}",
         }
         for c in "abcdef"
     ]
@@ -39,7 +40,16 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     experiment.run_experiment(cfg)
     out = tmp_path / "out"
     names = {p.stem for p in out.glob("*.json")}
-    assert names == {"lemoe", "lemoe_always_route", "lemoe_random", "token_moe", "ft_l", "lora"}
+    assert names == {
+        "lemoe",
+        "lemoe_gate_none",
+        "lemoe_gate_subject",
+        "lemoe_subject",
+        "lemoe_random",
+        "token_moe",
+        "ft_l",
+        "lora",
+    }
     lemoe = json.loads((out / "lemoe.json").read_text())
     assert [c["edits"] for c in lemoe["curve"]] == [3, 6]
     assert set(lemoe["metrics"]) >= {"rel", "gen", "loc", "avg", "rel_em", "gen_em", "edits_per_s"}
@@ -54,6 +64,20 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     scores = experiment.evaluate_saved(str(tmp_path / "adaptor"), "tiny", str(data), limit=6, batch_size=32)
     for key in ("rel", "gen", "loc"):
         assert scores[key] == pytest.approx(lemoe["metrics"][key], abs=1e-9), key
+
+
+def test_subject_methods_need_subjects_and_say_which_record_lacks_one(tmp_path):
+    data = tmp_path / "edits.jsonl"
+    rows = [{"prompt": "p", "target": "t", "rephrase": "r", "locality_prompt": "l", "locality_answer": "a"}]
+    data.write_text(json.dumps({**rows[0], "subject": "p"}) + "\n" + json.dumps(rows[0]) + "\n")
+    cfg = ExperimentConfig(model="tiny", data=str(data), num_edits=2, batch_size=1, methods=["lemoe_subject"])
+    with pytest.raises(ValueError, match=r"record 1 of .*edits.jsonl has none"):
+        experiment.run_experiment(cfg)
+    cfg.methods = ["lemoe", "ft_l"]  # prompt pooling with the similarity gate needs no subjects
+    experiment.check_subjects(experiment.load_edits(str(data)), cfg)
+    cfg.lemoe.router.null_threshold = "subject"
+    with pytest.raises(ValueError, match=r"\['lemoe'\] need the subject"):
+        experiment.check_subjects(experiment.load_edits(str(data)), cfg)
 
 
 def test_cli_rejects_unknown_option_by_name(capsys):

@@ -84,5 +84,5 @@ def test_calibrated_threshold_gives_no_expert_to_unrelated_prompts(tokenizer):
     editor.adaptor.memory.threshold.fill_(0.99)  # an edit prompt itself has similarity 1
     routed = editor.routed_expert(enc["input_ids"], enc["prompt_mask"])
     assert routed.tolist() == [0, -1]
-    expected_unrelated = editor.adaptor.memory.similarity(editor.anchors(enc["input_ids"], enc["prompt_mask"]))[1]
+    expected_unrelated = editor.adaptor.memory.similarity(editor.pool(enc["input_ids"], enc["prompt_mask"])[0])[1]
     assert expected_unrelated < 0.99

@@ -39,9 +39,7 @@ def test_twenty_sequential_zsre_edits(smollm2):
     cfg = LEMoEConfig()
     cfg.adaptor.layer, cfg.train.lr, cfg.train.max_steps, cfg.train.early_stop_loss = 25, 1e-2, 40, 0.05
     cfg.train.progress = False
-    # ZsRE edit questions are much closer to their paraphrases than to the NQ locality questions
-    # (centred cosine of mean input embeddings): the median nearest-other-edit similarity separates them
-    cfg.router.null_quantile = 0.5
+    cfg.router.null_threshold = "subject"  # the default run's gate: no expert unless an edited subject is named
     sets = build_eval_sets(model, tok, requests, cfg.adaptor.layer)
     editor = LEMoEEditor(model, tok, cfg)
     for start in range(0, 20, 5):  # 4 batches of 5 -> 4 experts

@@ -15,7 +15,10 @@ from torch.nn import functional as F
 
 from lemoe.config import AdaptorConfig, RouterConfig
 from lemoe.routing import AnchorMemory, KeyedRouter, topk_gate
+from lemoe.subjects import SubjectIndex
 
+# the no-expert paths of router.null_threshold
+NULL_GATES = ("none", "calibrated", "subject")
 # decoder-layer containers of the supported layouts, tried in order
 LAYER_CONTAINERS = ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers")
 
@@ -109,6 +112,10 @@ class MoEAdaptor(nn.Module):
         super().__init__()
         if router.mode not in ("kv_anchor", "token"):
             raise ValueError(f"router.mode must be 'kv_anchor' or 'token', got {router.mode!r}")
+        if router.pooling not in ("prompt", "subject"):
+            raise ValueError(f"router.pooling must be 'prompt' or 'subject', got {router.pooling!r}")
+        if router.null_threshold not in NULL_GATES:
+            raise ValueError(f"router.null_threshold must be one of {list(NULL_GATES)}, got {router.null_threshold!r}")
         self.ffn = ffn
         self.d_model = d_model
         self.adaptor_cfg = adaptor
@@ -116,6 +123,7 @@ class MoEAdaptor(nn.Module):
         self.experts = nn.ModuleList()
         self.router = KeyedRouter(d_embed if router.mode == "kv_anchor" else d_model, router.dim)
         self.memory = AnchorMemory(d_embed if router.mode == "kv_anchor" else d_model)
+        self.subjects = SubjectIndex()
         self.instance_gate: torch.Tensor | None = None
         self.enabled = True  # False: behave as the bare FFN (the unedited model)
         self.forced_expert: int | None = None  # training: every token goes to this expert

@@ -56,11 +56,21 @@ class RouterConfig:
             "training the shared router projection does not re-route earlier edits"
         ),
     )
+    pooling: str = field(
+        default="prompt",
+        metadata=_h(
+            "tokens pooled into the routing value ē: 'prompt' = every prompt token; 'subject' = the span of "
+            "the edited subject the prompt names (the paper's entity-level value; found by looking the prompt "
+            "up in the subjects of the edits made so far, whole prompt when it names none; needs subjects)"
+        ),
+    )
     null_threshold: str = field(
         default="calibrated",
         metadata=_h(
-            "'none' = top-1 always fires an expert; 'calibrated' = no expert fires when the instance's "
-            "cosine similarity to every stored edit anchor is below a threshold set from the edit keys"
+            "the no-expert path: 'none' = top-1 always fires an expert; 'calibrated' = no expert fires when "
+            "the instance's cosine similarity to every stored edit anchor is below a threshold set from the "
+            "edit keys; 'subject' = no expert fires unless the prompt names the subject of a stored edit "
+            "(needs subjects)"
         ),
     )
     null_quantile: float = field(
@@ -144,10 +154,10 @@ class ExperimentConfig:
         default=1, metadata=_h("independent runs on disjoint slices of the data (model reset in between), averaged")
     )
     methods: list[str] = field(
-        default_factory=lambda: ["lemoe", "lemoe_random", "token_moe", "ft_l", "lora"],
+        default_factory=lambda: ["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora"],
         metadata=_h(
-            "methods to run: lemoe, lemoe_random, token_moe, ft_l, lora (lemoe with the "
-            "no-expert threshold also reports the same experts with it off)"
+            "methods to run: lemoe, lemoe_subject (subject-span routing value), lemoe_random, token_moe, ft_l, "
+            "lora; lemoe also reports its trained experts under the other no-expert paths (lemoe_gate_*)"
         ),
     )
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))

@@ -27,7 +27,11 @@ from lemoe.adaptor import MoEAdaptor, ffn_path, get_submodule, hidden_size
 from lemoe.config import AdaptorConfig, LEMoEConfig, RouterConfig, TrainConfig
 from lemoe.data import EditRequest
 from lemoe.routing import pooled_embedding, topk_gate
+from lemoe.subjects import subject_token_variants
 from lemoe.training import SequentialEditor
+from shared_utils.tracking import get_logger
+
+log = get_logger("lemoe")
 
 ADAPTOR_WEIGHTS = "adaptor.safetensors"
 ADAPTOR_CONFIG = "adaptor_config.json"
@@ -69,20 +73,38 @@ class LEMoEEditor(SequentialEditor):
             self.name = "token_moe"
 
     # ----- routing -------------------------------------------------------------------------
-    def anchors(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """ē: mean input embedding over the masked (prompt) tokens, one row per instance."""
+    def _uses_subjects(self) -> bool:
+        router = self.config.router
+        return router.pooling == "subject" or router.null_threshold == "subject"
+
+    def pool(self, input_ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(ē, named): the routing value per instance and whether its prompt names an edited subject.
+
+        ē is the mean input embedding over the prompt tokens in ``mask``, or with
+        ``router.pooling='subject'`` over the subject span inside them (whole prompt when no stored
+        subject is named). ``named`` is all True unless a subject option is on.
+        """
+        mask = mask.bool()
+        named = torch.ones(mask.shape[0], dtype=torch.bool, device=mask.device)
+        if self._uses_subjects():
+            span = self.adaptor.subjects.find(input_ids, mask)
+            named = span.any(-1)
+            if self.config.router.pooling == "subject":
+                mask = torch.where(named[:, None], span, mask)
         embeds = self.model.get_input_embeddings()(input_ids)
-        return pooled_embedding(embeds.float(), mask)
+        return pooled_embedding(embeds.float(), mask), named
 
     @torch.no_grad()
     def route(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Instance gate (B, n_experts) from the prompt tokens in ``mask`` (all-zero row = no expert)."""
-        e = self.anchors(input_ids, mask)
+        e, named = self.pool(input_ids, mask)
         router = self.adaptor.router
         gate = topk_gate(router.scores(e.to(router.up.weight.dtype)), self.config.router.top_k)
-        if self.config.router.null_threshold != "none" and self.adaptor.memory.anchors.shape[0] > 0:
-            unrelated = self.adaptor.memory.similarity(e) < self.adaptor.memory.threshold
-            gate[unrelated] = 0.0
+        null = self.config.router.null_threshold
+        if null == "calibrated" and self.adaptor.memory.anchors.shape[0] > 0:
+            gate[self.adaptor.memory.similarity(e) < self.adaptor.memory.threshold] = 0.0
+        elif null == "subject":
+            gate[~named] = 0.0
         return gate
 
     def routed_expert(self, input_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -138,7 +160,23 @@ class LEMoEEditor(SequentialEditor):
             self.adaptor.enabled = True
 
     # ----- one batch -----------------------------------------------------------------------
+    def _register_subjects(self, requests: list[EditRequest]) -> None:
+        """Add the batch's subjects to the index (required by the subject options, kept whenever given)."""
+        missing = [i for i, r in enumerate(requests) if not r.subject.strip()]
+        if missing and self._uses_subjects():
+            i = missing[0]
+            raise ValueError(
+                f"router.pooling={self.config.router.pooling!r} / router.null_threshold="
+                f"{self.config.router.null_threshold!r} need the subject of every edit, but request {i} of this "
+                f"batch ({requests[i].prompt!r}) has none ({len(missing)} of {len(requests)} lack one)"
+            )
+        for r in requests:
+            if r.subject.strip():
+                self.adaptor.subjects.add(subject_token_variants(self.tokenizer, r.subject))
+
     def _begin_batch(self, requests: list[EditRequest]) -> list[nn.Parameter]:
+        if self.config.router.mode == "kv_anchor":
+            self._register_subjects(requests)
         cfg = self.config.adaptor
         if self.adaptor.num_experts < cfg.max_experts:
             idx = self.adaptor.add_expert(self.generator)
@@ -169,7 +207,18 @@ class LEMoEEditor(SequentialEditor):
     def _prepare_encoded(self, enc: dict[str, torch.Tensor]) -> None:
         self._new_anchor_rows = enc["input_ids"].shape[0] - len(self._replayed)
         if self.config.router.mode == "kv_anchor":
-            self._batch_anchors = self.anchors(enc["input_ids"], enc["prompt_mask"]).detach()
+            anchors, named = self.pool(enc["input_ids"], enc["prompt_mask"])
+            self._batch_anchors = anchors.detach()
+            unnamed = int((~named[-self._new_anchor_rows :]).sum())
+            if unnamed:
+                log.warning(
+                    "%d of %d edit prompts in this batch do not contain their subject's tokens: %s",
+                    unnamed,
+                    self._new_anchor_rows,
+                    "their routing value pools the whole prompt"
+                    if self.config.router.pooling == "subject"
+                    else "the subject gate will not fire an expert for them",
+                )
         else:  # token routing: every non-pad token's FFN input, captured on the first training forward
             self._batch_anchors, self.adaptor.captured = None, None
             self.adaptor.capture_tokens = enc["attention_mask"].bool()
@@ -199,7 +248,7 @@ class LEMoEEditor(SequentialEditor):
             else self._batch_anchors
         )
         self.adaptor.memory.add(rows, idx)
-        if self.config.router.null_threshold == "calibrated":
+        if self.config.router.mode == "kv_anchor":  # calibrated whatever the gate, so views can switch to it
             self.adaptor.memory.calibrate(self.config.router.null_quantile)
         for p in self.adaptor.parameters():
             p.requires_grad_(False)

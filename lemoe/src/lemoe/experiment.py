@@ -27,10 +27,16 @@ from shared_utils.tracking import get_logger
 
 log = get_logger("lemoe")
 
-METHODS = ("lemoe", "lemoe_random", "token_moe", "ft_l", "lora")
+METHODS = ("lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora")
+GATE_TEXT = {
+    "none": "top-1 always fires",
+    "calibrated": "similarity-threshold gate",
+    "subject": "subject gate",
+}
 LABELS = {
-    "lemoe": "LEMoE (KV anchor, cluster order, no-expert threshold)",
-    "lemoe_always_route": "LEMoE, top-1 always fires (same experts, threshold off)",
+    "lemoe": "LEMoE (KV anchor, cluster order)",
+    **{f"lemoe_gate_{g}": f"same experts, {text}" for g, text in GATE_TEXT.items()},
+    "lemoe_subject": "LEMoE, subject-span routing value",
     "lemoe_random": "LEMoE, random order",
     "token_moe": "MoE adaptor, token-level routing",
     "ft_l": "FT-L",
@@ -70,6 +76,8 @@ def make_editor(method: str, model, tokenizer, cfg: ExperimentConfig):
     lemoe = cfg.lemoe
     if method in ("lemoe", "lemoe_random"):
         return LEMoEEditor(model, tokenizer, lemoe)
+    if method == "lemoe_subject":
+        return LEMoEEditor(model, tokenizer, replace(lemoe, router=replace(lemoe.router, pooling="subject")))
     if method == "token_moe":
         return LEMoEEditor(
             model, tokenizer, replace(lemoe, router=replace(lemoe.router, mode="token", null_threshold="none"))
@@ -103,8 +111,11 @@ def run_method(
     model = copy.deepcopy(base_model)
     editor = make_editor(method, model, tokenizer, cfg)
     views = {method: None}
-    if method == "lemoe" and cfg.lemoe.router.null_threshold != "none":
-        views["lemoe_always_route"] = "none"
+    if method == "lemoe":  # the other no-expert paths on the same trained experts (they do not change training)
+        has_subjects = all(r.subject for batch in batches for r in batch)
+        for gate in GATE_TEXT:
+            if gate != cfg.lemoe.router.null_threshold and (gate != "subject" or has_subjects):
+                views[f"lemoe_gate_{gate}"] = gate
     curves: dict[str, list[dict]] = {name: [] for name in views}
     edited: list[int] = []
     train_s = 0.0
@@ -120,8 +131,15 @@ def run_method(
                     curves[name].append({"edits": len(edited), **summarise(per_example(editor, sets), edited)})
     if method == "lemoe" and cfg.save_adaptor:
         editor.save_pretrained(cfg.save_adaptor)
+    configured = editor.config.router.null_threshold if isinstance(editor, LEMoEEditor) else None
     return {
-        name: {"final": curves[name][-1], "curve": curves[name], "train_s": train_s, "history": editor.history}
+        name: {
+            "final": curves[name][-1],
+            "curve": curves[name],
+            "train_s": train_s,
+            "history": editor.history,
+            "gate": views[name] or configured,
+        }
         for name in views
     }
 
@@ -157,6 +175,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
             f"num_edits={cfg.num_edits} x num_runs={cfg.num_runs} needs {cfg.num_edits * cfg.num_runs} "
             f"edits but {cfg.data} has {len(data)}"
         )
+    check_subjects(data, cfg)
     base_model, tokenizer = load_model(cfg.model, cfg.device)
     base_model.eval()
     for p in base_model.parameters():
@@ -186,6 +205,21 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
     return write_outputs(rows, cfg, time.perf_counter() - started)
 
 
+def check_subjects(data: list[EditRequest], cfg: ExperimentConfig) -> None:
+    """Fail before any training when a method needs subjects (see lemoe.subjects) that the data lacks."""
+    router = cfg.lemoe.router
+    needs = [m for m in cfg.methods if m == "lemoe_subject"]
+    if router.pooling == "subject" or router.null_threshold == "subject":
+        needs += [m for m in cfg.methods if m in ("lemoe", "lemoe_random")]
+    missing = next((i for i, r in enumerate(data) if not r.subject), None)
+    if needs and missing is not None:
+        raise ValueError(
+            f"methods {needs} need the subject of every edit (router.pooling / router.null_threshold = "
+            f"'subject'), but record {missing} of {cfg.data} has none: add a 'subject' field or change "
+            "methods / lemoe.router"
+        )
+
+
 def _average(results: list[dict]) -> dict:
     keys = results[0]["final"].keys()
     final = {k: mean([r["final"][k] for r in results]) for k in keys}
@@ -204,9 +238,12 @@ def write_outputs(rows: dict[str, list[dict]], cfg: ExperimentConfig, wall_s: fl
             "train_s": avg["train_s"],
             "edits_per_s": cfg.num_edits / avg["train_s"] if avg["train_s"] else float("nan"),
         }
+        gate = results[0]["gate"]
+        label = LABELS[name] + (f"; {GATE_TEXT[gate]}" if name in ("lemoe", "lemoe_subject", "lemoe_random") else "")
         extra = {
             "method": name,
-            "label": LABELS[name],
+            "label": label,
+            "gate": gate,
             "order": results[0]["order"],
             "num_edits": cfg.num_edits,
             "batch_size": cfg.batch_size,
@@ -225,7 +262,7 @@ def write_outputs(rows: dict[str, list[dict]], cfg: ExperimentConfig, wall_s: fl
     return [config_to_dict(cfg)]
 
 
-ROW_ORDER = ["lemoe", "lemoe_always_route", "lemoe_random", "token_moe", "ft_l", "lora"]
+ROW_ORDER = list(LABELS)
 
 
 def render_table(out_dir: Path) -> str:
