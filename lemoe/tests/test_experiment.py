@@ -49,6 +49,7 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
         "token_moe",
         "ft_l",
         "lora",
+        "grace",
     }
     lemoe = json.loads((out / "lemoe.json").read_text())
     assert [c["edits"] for c in lemoe["curve"]] == [3, 6]

@@ -127,7 +127,7 @@ class PlanConfig:
 
 @dataclass
 class BaselineConfig:
-    """Settings of the baselines run in the same harness."""
+    """Settings of the baselines run in the same harness (FT-L, LoRA, GRACE)."""
 
     ftl_module: str = field(
         default="down_proj",
@@ -139,6 +139,11 @@ class BaselineConfig:
     lora_rank: int = field(default=8, metadata=_h("LoRA rank (peft), on the adaptor layer's FFN"))
     lora_alpha: int = field(default=16, metadata=_h("LoRA alpha"))
     lora_lr: float = field(default=1e-3, metadata=_h("LoRA learning rate"))
+    grace_eps: float = field(
+        default=1.0,
+        metadata=_h("GRACE: initial radius ε_init of a codebook entry (Euclidean, in units of the FFN input)"),
+    )
+    grace_lr: float = field(default=0.1, metadata=_h("GRACE: learning rate of the codebook values"))
 
 
 @dataclass
@@ -154,10 +159,10 @@ class ExperimentConfig:
         default=1, metadata=_h("independent runs on disjoint slices of the data (model reset in between), averaged")
     )
     methods: list[str] = field(
-        default_factory=lambda: ["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora"],
+        default_factory=lambda: ["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace"],
         metadata=_h(
             "methods to run: lemoe, lemoe_subject (subject-span routing value), lemoe_random, token_moe, ft_l, "
-            "lora; lemoe also reports its trained experts under the other no-expert paths (lemoe_gate_*)"
+            "lora, grace; lemoe also reports its trained experts under the other no-expert paths (lemoe_gate_*)"
         ),
     )
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))

@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lemoe.baselines import FTLEditor, LoRAEditor
+from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor
 from lemoe.config import ExperimentConfig
 from lemoe.data import EditRequest, load_edits
 from lemoe.editor import LEMoEEditor
@@ -27,7 +27,7 @@ from shared_utils.tracking import get_logger
 
 log = get_logger("lemoe")
 
-METHODS = ("lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora")
+METHODS = ("lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace")
 GATE_TEXT = {
     "none": "top-1 always fires",
     "calibrated": "similarity-threshold gate",
@@ -41,6 +41,7 @@ LABELS = {
     "token_moe": "MoE adaptor, token-level routing",
     "ft_l": "FT-L",
     "lora": "LoRA (peft)",
+    "grace": "GRACE (codebook)",
 }
 
 
@@ -94,6 +95,9 @@ def make_editor(method: str, model, tokenizer, cfg: ExperimentConfig):
             cfg.baselines.lora_rank,
             cfg.baselines.lora_alpha,
         )
+    if method == "grace":
+        b = cfg.baselines
+        return GRACEEditor(model, tokenizer, lemoe.adaptor, lemoe.train, b.grace_lr, b.grace_eps)
     raise ValueError(f"unknown method {method!r} in methods; expected some of {list(METHODS)}")
 
 
