@@ -75,6 +75,16 @@ def tiny_config(**train) -> LEMoEConfig:
 TOKENIZER = CharTokenizer()
 
 
+@torch.no_grad()
+def plain_forward_is_unedited(editor, prompt: str) -> bool:
+    """Whether a plain ``editor.model(...)`` forward (routing through the model's own hook) gives the
+    unedited model's logits bit for bit."""
+    ids = torch.tensor([editor.tokenizer(prompt)["input_ids"]])
+    edited = editor.model(input_ids=ids).logits
+    with editor.detached():
+        return torch.equal(edited, editor.model(input_ids=ids).logits)
+
+
 @pytest.fixture
 def tokenizer():
     return TOKENIZER

@@ -1,5 +1,5 @@
 import torch
-from conftest import tiny_config, tiny_model
+from conftest import plain_forward_is_unedited, tiny_config, tiny_model
 
 from lemoe.baselines.grace import GRACECodebook, GRACEEditor, last_positions
 from lemoe.data import EditRequest
@@ -60,12 +60,7 @@ def test_grace_edits_reliably_and_leaves_unrelated_prompts_bit_identical(kind):
     scores = evaluate(editor, sets)
     assert scores["rel"] == 1.0 and scores["loc"] == 1.0
     # the model on its own: a plain forward of an unrelated prompt equals the unedited model's
-    ids = torch.tensor([tokenizer("dogs are")["input_ids"]])
-    with torch.no_grad():
-        edited = editor.model(input_ids=ids).logits
-        with editor.detached():
-            unedited = editor.model(input_ids=ids).logits
-    assert torch.equal(edited, unedited)
+    assert plain_forward_is_unedited(editor, "dogs are")
     # and plain `generate` on the edit prompt answers with the target (decision kept over cached steps)
     prompt = torch.tensor([tokenizer("the sky is")["input_ids"]])
     target = encode_pairs(tokenizer, ["the sky is"], ["green"])["input_ids"][0, prompt.shape[1] :]

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import tiny_config, tiny_model
+from conftest import plain_forward_is_unedited, tiny_config, tiny_model
 
 from lemoe.data import EditRequest
 from lemoe.editor import LEMoEEditor
@@ -73,12 +73,7 @@ def test_subject_gate_fires_only_for_prompts_naming_an_edited_subject(tokenizer)
     assert editor.routed_expert(enc["input_ids"], enc["prompt_mask"])[1].item() in (0, 1)
     assert editor.routed_expert(enc["input_ids"], enc["prompt_mask"])[3].item() == -1
     # an unrelated prompt sees the unedited model exactly, also through the model's own forward hook
-    ids = torch.tensor([tokenizer("nothing edited here")["input_ids"]])
-    with torch.no_grad():
-        edited = editor.model(input_ids=ids).logits
-        with editor.detached():
-            unedited = editor.model(input_ids=ids).logits
-    assert torch.equal(edited, unedited)
+    assert plain_forward_is_unedited(editor, "nothing edited here")
 
 
 def test_subject_options_name_the_request_without_a_subject(tokenizer):
