@@ -43,7 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--steps", type=int, default=10, help="training steps per batch for every method")
     bench.add_argument("--experts", type=int, default=5, help="experts added before timing inference")
     bench.add_argument("--layer", type=int, default=25, help="adaptor layer (the default config's)")
-    bench.add_argument("--repeats", type=int, default=9, help="timed repetitions of the inference pass")
+    bench.add_argument("--repeats", type=int, default=15, help="timed repetitions of the inference pass")
+    bench.add_argument(
+        "--gate",
+        default="subject",
+        choices=["none", "calibrated", "subject"],
+        help="no-expert path of the timed LEMoE model (router.null_threshold; the default run's is 'subject')",
+    )
     return parser
 
 
@@ -75,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from lemoe.bench import run_bench
 
-    run_bench(args.model, args.edits, args.steps, args.experts, args.layer, args.repeats)
+    run_bench(args.model, args.edits, args.steps, args.experts, args.layer, args.repeats, args.gate)
     return 0
 
 

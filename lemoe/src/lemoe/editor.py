@@ -115,6 +115,7 @@ class LEMoEEditor(SequentialEditor):
     def _route_hook(self, _module, args, kwargs):
         if (
             self.config.router.mode != "kv_anchor"
+            or not self.adaptor.enabled
             or self.adaptor.num_experts == 0
             or self._training_expert is not None
             or self._prompt_mask is not None
