@@ -65,6 +65,11 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     scores = experiment.evaluate_saved(str(tmp_path / "adaptor"), "tiny", str(data), limit=6, batch_size=32)
     for key in ("rel", "gen", "loc"):
         assert scores[key] == pytest.approx(lemoe["metrics"][key], abs=1e-9), key
+    # a later run of fewer methods into the same folder tabulates its own rows only
+    cfg.methods, cfg.readme, cfg.save_adaptor = ["ft_l"], None, None
+    experiment.run_experiment(cfg)
+    table = (out / "table.md").read_text()
+    assert "| FT-L |" in table and "LEMoE" not in table and (out / "lemoe.json").exists()
 
 
 def test_subject_methods_need_subjects_and_say_which_record_lacks_one(tmp_path):

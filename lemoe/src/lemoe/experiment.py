@@ -258,8 +258,11 @@ def write_outputs(rows: dict[str, list[dict]], cfg: ExperimentConfig, wall_s: fl
         write_results(out_dir / f"{name}.json", metrics, config=cfg, wall_time_s=wall_s, extra=extra)
         written.append(name)
     dump_config(cfg, out_dir / "config.yaml")
-    table = render_table(out_dir)
-    plot_curves(out_dir)
+    stale = sorted(r["method"] for r in _rows(out_dir) if r["method"] not in written)
+    if stale:
+        log.warning("%s: row files of an earlier run left out of the table and figure: %s", out_dir, stale)
+    table = render_table(out_dir, written)
+    plot_curves(out_dir, written)
     if cfg.readme:
         replace_marked_section(cfg.readme, "results", table)
     log.info("wrote %s", ", ".join(str(out_dir / f"{n}.json") for n in written))
@@ -269,10 +272,17 @@ def write_outputs(rows: dict[str, list[dict]], cfg: ExperimentConfig, wall_s: fl
 ROW_ORDER = list(LABELS)
 
 
-def render_table(out_dir: Path) -> str:
-    """Markdown table of every row JSON in ``out_dir`` (written to ``table.md``)."""
+def _rows(out_dir: Path, methods: list[str] | None = None) -> list[dict]:
+    """Row JSONs in ``out_dir`` (only ``methods`` when given), in table order."""
     results = [r for r in load_results(out_dir) if r.get("method") in LABELS]
-    results.sort(key=lambda r: ROW_ORDER.index(r["method"]))
+    if methods is not None:
+        results = [r for r in results if r["method"] in methods]
+    return sorted(results, key=lambda r: ROW_ORDER.index(r["method"]))
+
+
+def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
+    """Markdown table of the row JSONs in ``out_dir`` (``methods``: only these rows), written to ``table.md``."""
+    results = _rows(out_dir, methods)
     columns = {
         "label": "Method",
         "metrics.rel": "Rel",
@@ -304,15 +314,14 @@ def render_table(out_dir: Path) -> str:
     return table
 
 
-def plot_curves(out_dir: Path) -> Path:
+def plot_curves(out_dir: Path, methods: list[str] | None = None) -> Path:
     """Rel, Gen, Loc and their average against the number of edits, one line per method."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = [r for r in load_results(out_dir) if r.get("method") in LABELS]
-    results.sort(key=lambda r: ROW_ORDER.index(r["method"]))
+    results = _rows(out_dir, methods)
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8), sharex=True)
     for ax, key in zip(axes, ("rel", "gen", "loc", "avg"), strict=True):
         for r in results:
