@@ -172,6 +172,10 @@ class ExperimentConfig:
         default=None, metadata=_h("save the LEMoE adaptor (method 'lemoe', last run) to this folder")
     )
     readme: str | None = field(default=None, metadata=_h("package README whose results table is regenerated"))
+    readme_section: str = field(
+        default="results",
+        metadata=_h("name of the README section replaced, between <!-- NAME:start --> and <!-- NAME:end -->"),
+    )
     device: str = field(default="cpu", metadata=_h("'cpu', 'cuda', or 'auto' (device_map='auto' across GPUs)"))
     lemoe: LEMoEConfig = field(default_factory=LEMoEConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)

@@ -264,7 +264,7 @@ def write_outputs(rows: dict[str, list[dict]], cfg: ExperimentConfig, wall_s: fl
     table = render_table(out_dir, written)
     plot_curves(out_dir, written)
     if cfg.readme:
-        replace_marked_section(cfg.readme, "results", table)
+        replace_marked_section(cfg.readme, cfg.readme_section, table)
     log.info("wrote %s", ", ".join(str(out_dir / f"{n}.json") for n in written))
     return [config_to_dict(cfg)]
 
@@ -326,7 +326,15 @@ def plot_curves(out_dir: Path, methods: list[str] | None = None) -> Path:
     for ax, key in zip(axes, ("rel", "gen", "loc", "avg"), strict=True):
         for r in results:
             curve = r["curve"]
-            ax.plot([c["edits"] for c in curve], [c[key] for c in curve], marker="o", label=r["method"])
+            main = r["method"] == "lemoe"  # drawn on top: the gate rows share its Rel curve
+            ax.plot(
+                [c["edits"] for c in curve],
+                [c[key] for c in curve],
+                marker="o",
+                label=r["method"],
+                linewidth=2.5 if main else 1.2,
+                zorder=3 if main else 2,
+            )
         ax.set_title(key.capitalize() if key != "avg" else "Avg")
         ax.set_xlabel("edits made")
         ax.set_ylim(-0.02, 1.02)
