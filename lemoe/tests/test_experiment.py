@@ -77,7 +77,7 @@ def test_subject_methods_need_subjects_and_say_which_record_lacks_one(tmp_path):
     rows = [{"prompt": "p", "target": "t", "rephrase": "r", "locality_prompt": "l", "locality_answer": "a"}]
     data.write_text(json.dumps({**rows[0], "subject": "p"}) + "\n" + json.dumps(rows[0]) + "\n")
     cfg = ExperimentConfig(model="tiny", data=str(data), num_edits=2, batch_size=1, methods=["lemoe_subject"])
-    with pytest.raises(ValueError, match=r"record 1 of .*edits.jsonl has none"):
+    with pytest.raises(ValueError, match=r"edit 1 \(0-based, among the valid records\) of .*edits.jsonl has none"):
         experiment.run_experiment(cfg)
     cfg.methods = ["lemoe", "ft_l"]  # prompt pooling with the similarity gate needs no subjects
     experiment.check_subjects(experiment.load_edits(str(data)), cfg)

@@ -219,7 +219,8 @@ def check_subjects(data: list[EditRequest], cfg: ExperimentConfig) -> None:
     if needs and missing is not None:
         raise ValueError(
             f"methods {needs} need the subject of every edit (router.pooling / router.null_threshold = "
-            f"'subject'), but record {missing} of {cfg.data} has none: add a 'subject' field or change "
+            f"'subject'), but edit {missing} (0-based, among the valid records) of {cfg.data} has none: add a "
+            "'subject' field or change "
             "methods / lemoe.router"
         )
 
