@@ -38,8 +38,9 @@ test: setup  ## run every package's tests (each separately); fails if any fails
 $(addprefix test-,$(PACKAGES)): test-%: setup  ## run one package's tests
 	cd $* && $(TEST_ENV) ../$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: setup  ## ruff over the whole tree
+lint: setup  ## ruff over the whole tree: lint rules, and the formatting of every Python file
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check $$(git ls-files '*.py')
 
 format: setup
 	$(VENV)/bin/ruff format .

@@ -17,12 +17,19 @@ from distill_hetero.trainer import train
 def main(out_dir: str) -> None:
     tokenizer = make_tokenizer()
     teacher = make_teacher(tokenizer)
-    cfg = tiny_config(Path(out_dir), **{"train.steps": 1, "loss.intermediate": "mse_ln",
-                                        "loss.weighting": "uncertainty"})
+    cfg = tiny_config(
+        Path(out_dir), **{"train.steps": 1, "loss.intermediate": "mse_ln", "loss.weighting": "uncertainty"}
+    )
     result = train(cfg, teacher, tokenizer, make_examples(tokenizer, 8), progress=False)
     if result.accelerator.is_main_process:
-        torch.save({"world_size": result.accelerator.num_processes, "loss": result.history[0]["loss"],
-                    "params": result.distiller.state_dict()}, Path(out_dir) / "rank0.pt")
+        torch.save(
+            {
+                "world_size": result.accelerator.num_processes,
+                "loss": result.history[0]["loss"],
+                "params": result.distiller.state_dict(),
+            },
+            Path(out_dir) / "rank0.pt",
+        )
 
 
 if __name__ == "__main__":

@@ -21,22 +21,30 @@ def test_rouge_l_hand_computed():
 
 
 def test_template_and_record_parsing():
-    assert format_prompt("Say hi.") == ("Below is an instruction that describes a task. Write a response that "
-                                        "appropriately completes the request.\n\n### Instruction:\nSay hi.\n\n"
-                                        "### Response:\n")
+    assert format_prompt("Say hi.") == (
+        "Below is an instruction that describes a task. Write a response that "
+        "appropriately completes the request.\n\n### Instruction:\nSay hi.\n\n"
+        "### Response:\n"
+    )
     assert "### Input:\nctx\n\n### Response:\n" in format_prompt("Say hi.", "ctx")
     rec = parse_record({"instruction": "Q", "input": "", "output": ["a", "b"]}, 0)
     assert rec.references == ["a", "b"] and rec.prompt == format_prompt("Q")
     assert parse_record({"prompt": "P", "output": "x"}, 0).prompt == "P"
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    ({"instruction": "Q", "output": 3}, "train.jsonl record 4: field 'output' must be a string or a list of strings"),
-    ({"input": "x", "output": "y"}, "train.jsonl record 4: needs a non-empty 'instruction'"),
-    ({"instruction": ["Q"], "output": "y"}, "train.jsonl record 4: field 'instruction' must be a string"),
-    ({"instruction": "Q"}, "train.jsonl record 4: field 'output' is missing or empty"),
-    ("just text", "train.jsonl record 4: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (
+            {"instruction": "Q", "output": 3},
+            "train.jsonl record 4: field 'output' must be a string or a list of strings",
+        ),
+        ({"input": "x", "output": "y"}, "train.jsonl record 4: needs a non-empty 'instruction'"),
+        ({"instruction": ["Q"], "output": "y"}, "train.jsonl record 4: field 'instruction' must be a string"),
+        ({"instruction": "Q"}, "train.jsonl record 4: field 'output' is missing or empty"),
+        ("just text", "train.jsonl record 4: expected a JSON object"),
+    ],
+)
 def test_malformed_records_name_the_record_and_field(raw, message):
     with pytest.raises(RecordError, match=message):
         parse_record(raw, 4, "train.jsonl", require_output=True)
@@ -78,9 +86,17 @@ def test_builtin_split_is_disjoint_and_deterministic():
         builtin_split(1000, 40)
 
 
-@pytest.mark.parametrize(("name", "count", "multi"), [("dolly_test", 500, False), ("selfinst_test", 242, False),
-                                                       ("vicuna_test", 80, False), ("sinst_test_500", 500, True),
-                                                       ("uinst_test_500", 500, False), ("dolly_dev", 1000, False)])
+@pytest.mark.parametrize(
+    ("name", "count", "multi"),
+    [
+        ("dolly_test", 500, False),
+        ("selfinst_test", 242, False),
+        ("vicuna_test", 80, False),
+        ("sinst_test_500", 500, True),
+        ("uinst_test_500", 500, False),
+        ("dolly_dev", 1000, False),
+    ],
+)
 def test_shared_minillm_sets_load(name, count, multi, monkeypatch):
     root = shared_data_dir()
     if not (root / "instruction" / f"{name}.jsonl").is_file():

@@ -29,8 +29,12 @@ def test_selected_logits_equal_full_logits_at_the_positions(teacher, tokenizer):
     batch = collate(make_examples(tokenizer, 3), tokenizer.pad_token_id)
     positions = batch["labels"] != -100
     full = teacher(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-    torch.testing.assert_close(selected_logits(teacher, batch["input_ids"], batch["attention_mask"], positions),
-                               full[positions], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        selected_logits(teacher, batch["input_ids"], batch["attention_mask"], positions),
+        full[positions],
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("kind", ["linear", "mlp"])
@@ -65,14 +69,23 @@ def test_teacher_frozen_student_and_projectors_change_and_export_has_no_projecto
 def test_cache_with_all_tokens_gives_the_live_losses(tmp_path, teacher, tokenizer):
     torch.manual_seed(0)
     examples = make_examples(tokenizer, 4)
-    student = build_student(StudentConfig(family="gpt2", num_layers=2, hidden_size=16, num_heads=2, init="random"),
-                            tokenizer)
+    student = build_student(
+        StudentConfig(family="gpt2", num_layers=2, hidden_size=16, num_heads=2, init="random"), tokenizer
+    )
     cfg = tiny_config(tmp_path, **{"loss.intermediate": "cosine"}).loss
     distiller = Distiller(student, cfg, [(0, 0), (2, 4)], 32, len(tokenizer))
     batch = collate([examples[2], examples[0]], tokenizer.pad_token_id)
     live = distiller(batch, teacher_forward(teacher, batch, distiller.teacher_layers, len(tokenizer)))[1]
-    cache = TeacherCache(teacher, examples, distiller.teacher_layers, top_k=len(tokenizer), temperature=1.0,
-                         vocab_size=len(tokenizer), pad_id=tokenizer.pad_token_id, batch_size=3)
+    cache = TeacherCache(
+        teacher,
+        examples,
+        distiller.teacher_layers,
+        top_k=len(tokenizer),
+        temperature=1.0,
+        vocab_size=len(tokenizer),
+        pad_id=tokenizer.pad_token_id,
+        batch_size=3,
+    )
     cached = distiller(batch, cache(batch))[1]
     assert cache.mean_covered_mass == pytest.approx(1.0, abs=1e-5)
     assert float(cached["fkl"].detach()) == pytest.approx(float(live["fkl"].detach()), rel=1e-4)
@@ -90,8 +103,13 @@ def test_mismatched_vocabularies_fail_clearly(tokenizer):
 
 def test_student_is_another_family_with_pca_initialised_embeddings(tokenizer):
     teacher = make_teacher(tokenizer, width=32)
-    student = build_student(StudentConfig(family="qwen2", num_layers=2, hidden_size=16, num_heads=2,
-                                          intermediate_size=32, init="teacher_pca"), tokenizer, teacher)
+    student = build_student(
+        StudentConfig(
+            family="qwen2", num_layers=2, hidden_size=16, num_heads=2, intermediate_size=32, init="teacher_pca"
+        ),
+        tokenizer,
+        teacher,
+    )
     assert type(student).__name__ == "Qwen2ForCausalLM"
     emb_t, emb_s = teacher.get_input_embeddings().weight.detach(), student.get_input_embeddings().weight.detach()
     assert emb_s.shape == (len(tokenizer), 16)

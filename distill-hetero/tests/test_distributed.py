@@ -26,17 +26,37 @@ def test_two_process_run_agrees_with_one_process_on_the_first_step(tmp_path, tea
     if launcher is None:
         pytest.skip("accelerate launcher not installed next to this python")
     env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
-    cmd = [launcher, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-           str(Path(__file__).parent / "dist_worker.py"), str(tmp_path / "dist")]
+    cmd = [
+        launcher,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        str(_free_port()),
+        str(Path(__file__).parent / "dist_worker.py"),
+        str(tmp_path / "dist"),
+    ]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     two = torch.load(tmp_path / "dist" / "rank0.pt")
     assert two["world_size"] == 2
 
-    cfg = tiny_config(tmp_path / "one", **{"train.steps": 1, "loss.intermediate": "mse_ln",
-                                           "loss.weighting": "uncertainty",
-                                           "accelerator.gradient_accumulation_steps": 2})
+    cfg = tiny_config(
+        tmp_path / "one",
+        **{
+            "train.steps": 1,
+            "loss.intermediate": "mse_ln",
+            "loss.weighting": "uncertainty",
+            "accelerator.gradient_accumulation_steps": 2,
+        },
+    )
     one = train(cfg, teacher, tokenizer, make_examples(tokenizer, 8), progress=False)
     assert one.accelerator.num_processes == 1
     assert two["loss"] == pytest.approx(one.history[0]["loss"], rel=1e-5)

@@ -56,8 +56,9 @@ def test_top_k_teacher_with_all_tokens_equals_full_vocabulary(name):
 def test_intermediate_losses_hand_computed_and_zero_cases():
     a = torch.tensor([[1.0, 2.0]])
     assert float(INTERMEDIATE_LOSSES["mse"](a, torch.zeros_like(a))) == pytest.approx(2.5)
-    assert float(INTERMEDIATE_LOSSES["cosine"](torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 3.0]]))) == \
-        pytest.approx(1.0)
+    assert float(
+        INTERMEDIATE_LOSSES["cosine"](torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 3.0]]))
+    ) == pytest.approx(1.0)
     x = torch.randn(6, 8)
     assert float(INTERMEDIATE_LOSSES["cosine"](3 * x, x)) == pytest.approx(0.0, abs=1e-6)
     assert float(INTERMEDIATE_LOSSES["mse_ln"](2 * x + 3, x)) == pytest.approx(0.0, abs=1e-6)

@@ -4,14 +4,17 @@ from distill_hetero.config import MappingConfig
 from distill_hetero.mapping import resolve_mapping
 
 
-@pytest.mark.parametrize(("ls", "lt", "expected"), [
-    # i * Lt / Ls, rounded half up; 0 <-> 0 and Ls <-> Lt pinned
-    (6, 30, [(0, 0), (1, 5), (2, 10), (3, 15), (4, 20), (5, 25), (6, 30)]),
-    (8, 30, [(0, 0), (1, 4), (2, 8), (3, 11), (4, 15), (5, 19), (6, 23), (7, 26), (8, 30)]),  # 3.75 7.5 11.25 ...
-    (5, 12, [(0, 0), (1, 2), (2, 5), (3, 7), (4, 10), (5, 12)]),  # 2.4 4.8 7.2 9.6
-    (12, 48, [(i, 4 * i) for i in range(13)]),  # GPT-2 base <- GPT-2 XL
-    (2, 4, [(0, 0), (1, 2), (2, 4)]),
-])
+@pytest.mark.parametrize(
+    ("ls", "lt", "expected"),
+    [
+        # i * Lt / Ls, rounded half up; 0 <-> 0 and Ls <-> Lt pinned
+        (6, 30, [(0, 0), (1, 5), (2, 10), (3, 15), (4, 20), (5, 25), (6, 30)]),
+        (8, 30, [(0, 0), (1, 4), (2, 8), (3, 11), (4, 15), (5, 19), (6, 23), (7, 26), (8, 30)]),  # 3.75 7.5 11.25 ...
+        (5, 12, [(0, 0), (1, 2), (2, 5), (3, 7), (4, 10), (5, 12)]),  # 2.4 4.8 7.2 9.6
+        (12, 48, [(i, 4 * i) for i in range(13)]),  # GPT-2 base <- GPT-2 XL
+        (2, 4, [(0, 0), (1, 2), (2, 4)]),
+    ],
+)
 def test_uniform_matches_hand_worked_cases(ls, lt, expected):
     assert resolve_mapping(MappingConfig(rule="uniform"), ls, lt) == expected
 
@@ -20,18 +23,24 @@ def test_uniform_without_embedding_drops_layer_zero():
     assert resolve_mapping(MappingConfig(rule="uniform", include_embedding=False), 6, 30)[0] == (1, 5)
 
 
-@pytest.mark.parametrize(("ls", "lt", "k", "expected"), [
-    (6, 30, 2, [(5, 29), (6, 30)]),
-    (8, 24, 3, [(6, 22), (7, 23), (8, 24)]),
-])
+@pytest.mark.parametrize(
+    ("ls", "lt", "k", "expected"),
+    [
+        (6, 30, 2, [(5, 29), (6, 30)]),
+        (8, 24, 3, [(6, 22), (7, 23), (8, 24)]),
+    ],
+)
 def test_last_k(ls, lt, k, expected):
     assert resolve_mapping(MappingConfig(rule="last-k", k=k), ls, lt) == expected
 
 
-@pytest.mark.parametrize(("ls", "lt", "k", "expected"), [
-    (6, 30, 2, [(2, 10), (4, 20), (6, 30)]),
-    (7, 30, 3, [(3, 13), (6, 26), (7, 30)]),  # 12.86 -> 13, 25.71 -> 26, last pinned
-])
+@pytest.mark.parametrize(
+    ("ls", "lt", "k", "expected"),
+    [
+        (6, 30, 2, [(2, 10), (4, 20), (6, 30)]),
+        (7, 30, 3, [(3, 13), (6, 26), (7, 30)]),  # 12.86 -> 13, 25.71 -> 26, last pinned
+    ],
+)
 def test_skip(ls, lt, k, expected):
     assert resolve_mapping(MappingConfig(rule="skip", k=k), ls, lt) == expected
 

@@ -10,6 +10,7 @@ def test_version_matches_installed_metadata():
 
 
 def test_cli_reports_version():
-    out = subprocess.run([sys.executable, "-m", "distill_hetero", "--version"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "distill_hetero", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == f"distill-hetero {distill_hetero.__version__}"

@@ -31,12 +31,31 @@ def test_smollm2_tokenizer_round_trip(smollm2):
 @pytest.mark.slow
 def test_two_steps_of_smollm2_into_a_gpt2_student(tmp_path, smollm2):
     teacher, tokenizer = smollm2
-    cfg = load_config(RunConfig, None, {
-        "student.num_layers": 2, "student.hidden_size": 32, "student.num_heads": 2, "train.steps": 2,
-        "train.batch_size": 2, "accelerator.tracker": None, "accelerator.cpu": True, "output_dir": str(tmp_path)})
-    examples = [tokenize_example(tokenizer, i, format_prompt(q), a, 64, 8) for i, (q, a) in enumerate(
-        [("What is the capital of France?", "Paris."), ("Name a color.", "Blue."),
-         ("What is 2 plus 2?", "4."), ("What sound does a dog make?", "Woof.")])]
+    cfg = load_config(
+        RunConfig,
+        None,
+        {
+            "student.num_layers": 2,
+            "student.hidden_size": 32,
+            "student.num_heads": 2,
+            "train.steps": 2,
+            "train.batch_size": 2,
+            "accelerator.tracker": None,
+            "accelerator.cpu": True,
+            "output_dir": str(tmp_path),
+        },
+    )
+    examples = [
+        tokenize_example(tokenizer, i, format_prompt(q), a, 64, 8)
+        for i, (q, a) in enumerate(
+            [
+                ("What is the capital of France?", "Paris."),
+                ("Name a color.", "Blue."),
+                ("What is 2 plus 2?", "4."),
+                ("What sound does a dog make?", "Woof."),
+            ]
+        )
+    ]
     before = teacher.model.layers[15].mlp.down_proj.weight.clone()
     result = train(cfg, teacher, tokenizer, examples, progress=False)
     assert result.mapping == [(0, 0), (1, 15), (2, 30)]

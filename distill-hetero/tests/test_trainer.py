@@ -13,8 +13,12 @@ def _params(result):
 
 
 def test_stop_and_resume_equals_uninterrupted(tmp_path, teacher, tokenizer):
-    overrides = {"loss.intermediate": "mse_ln", "loss.weighting": "uncertainty", "student.dropout": 0.1,
-                 "train.steps": 4}
+    overrides = {
+        "loss.intermediate": "mse_ln",
+        "loss.weighting": "uncertainty",
+        "student.dropout": 0.1,
+        "train.steps": 4,
+    }
     examples = make_examples(tokenizer, 6)
     full = train(tiny_config(tmp_path / "a", **overrides), teacher, tokenizer, examples, progress=False)
 
@@ -29,7 +33,6 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, teacher, tokenizer):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
-
 
 
 def test_golden_tiny_run(tmp_path, teacher, tokenizer):

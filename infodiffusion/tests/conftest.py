@@ -8,11 +8,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 TINY = {
-    "model.embedding_dim": "16", "model.hidden_size": "32", "model.num_layers": "2", "model.num_heads": "4",
-    "model.intermediate_size": "64", "model.dropout": "0.0", "diffusion.steps": "50", "data.seq_len": "32",
-    "data.max_train": "64", "data.max_eval": "4", "train.steps": "4", "train.batch_size": "8",
-    "train.warmup_steps": "1", "train.tracker": "none", "train.log_every": "1", "sample.steps": "5",
-    "sample.candidates": "2", "sample.batch_size": "4", "eval.mbr_quality": "2", "eval.mbr_diversity": "2",
+    "model.embedding_dim": "16",
+    "model.hidden_size": "32",
+    "model.num_layers": "2",
+    "model.num_heads": "4",
+    "model.intermediate_size": "64",
+    "model.dropout": "0.0",
+    "diffusion.steps": "50",
+    "data.seq_len": "32",
+    "data.max_train": "64",
+    "data.max_eval": "4",
+    "train.steps": "4",
+    "train.batch_size": "8",
+    "train.warmup_steps": "1",
+    "train.tracker": "none",
+    "train.log_every": "1",
+    "sample.steps": "5",
+    "sample.candidates": "2",
+    "sample.batch_size": "4",
+    "eval.mbr_quality": "2",
+    "eval.mbr_diversity": "2",
 }
 
 
@@ -23,8 +38,9 @@ def tiny_overrides():
 
 @pytest.fixture
 def shared_data() -> Path:
-    root = Path(os.environ.get("INFODIFFUSION_SHARED_DATA",
-                               Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+    root = Path(
+        os.environ.get("INFODIFFUSION_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    )
     if not (root / "seq2seq").is_dir():
         pytest.skip(f"shared benchmark samples not found at {root} (set INFODIFFUSION_SHARED_DATA)")
     return root

@@ -13,12 +13,15 @@ def tokenizer():
     return load_tokenizer("minilm-l6")
 
 
-@pytest.mark.parametrize("line, message", [
-    ('{"src": "a", "trg": ', "line 2: not valid JSON"),
-    ('{"src": "a"}', "line 2: missing field 'trg'"),
-    ('{"src": 3, "trg": "b"}', "line 2: field 'src' must be a string"),
-    ('["a", "b"]', "line 2: expected a JSON object"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ('{"src": "a", "trg": ', "line 2: not valid JSON"),
+        ('{"src": "a"}', "line 2: missing field 'trg'"),
+        ('{"src": 3, "trg": "b"}', "line 2: field 'src' must be a string"),
+        ('["a", "b"]', "line 2: expected a JSON object"),
+    ],
+)
 def test_malformed_lines_name_the_line(tmp_path, line, message):
     path = tmp_path / "train.jsonl"
     path.write_text('{"src": "ok", "trg": "ok"}\n' + line + "\n")

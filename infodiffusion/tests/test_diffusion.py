@@ -14,8 +14,15 @@ SPECIALS = [0, 1, 2]
 
 def tiny_model(self_conditioning=True, seed=0):
     torch.manual_seed(seed)
-    cfg = ModelConfig(embedding_dim=8, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=64, dropout=0.0,
-                      self_conditioning=self_conditioning)
+    cfg = ModelConfig(
+        embedding_dim=8,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        intermediate_size=64,
+        dropout=0.0,
+        self_conditioning=self_conditioning,
+    )
     return DiffusionTransformer(cfg, V, L).eval()
 
 
@@ -52,8 +59,9 @@ def test_sampling_keeps_source_ids_and_inputs(method, steps, clamp):
         return original(x, t, target_mask, self_cond)
 
     model.forward = spy
-    out = diffusion.sample(model, ids * (1 - mask), mask, SeededNoise([1, 2, 3]), method=method, steps=steps,
-                           clamp=clamp, record=True)
+    out = diffusion.sample(
+        model, ids * (1 - mask), mask, SeededNoise([1, 2, 3]), method=method, steps=steps, clamp=clamp, record=True
+    )
     source_emb = model.embed(ids)[:, :5]
     assert all(torch.equal(x, source_emb) for x in seen), "source re-imposed before every model call"
     assert torch.equal(out["ids"][:, :5], ids[:, :5])
@@ -113,8 +121,9 @@ def test_seeded_sampling_does_not_depend_on_batching():
     a = generate(model, diffusion, ids, mask, cfg, seed=3, n_candidates=2, progress=False)
     cfg.batch_size = 3
     b = generate(model, diffusion, ids, mask, cfg, seed=3, n_candidates=2, progress=False)
-    assert [(r["source"], r["candidate"], r["seed"]) for r in a] == [(r["source"], r["candidate"], r["seed"])
-                                                                       for r in b]
+    assert [(r["source"], r["candidate"], r["seed"]) for r in a] == [
+        (r["source"], r["candidate"], r["seed"]) for r in b
+    ]
     assert all(torch.equal(x["ids"], y["ids"]) for x, y in zip(a, b))
     assert len({r["seed"] for r in a}) == 10
     shards = [generate(model, diffusion, ids, mask, cfg, 3, 2, rank=r, world=2, progress=False) for r in (0, 1)]

@@ -14,8 +14,13 @@ CORPUS = [[3, 4, 6, SEP, PAD], [3, 5, 6, SEP], [3, 4, SEP]]
 def test_self_information_matches_hand_counts():
     info = InformationScores.from_targets(CORPUS, vocab_size=8, special_ids=SPECIALS)
     # counts: the=3, cat=2, dog=1, sat=2, unseen=0; N=8 words; add-one over V=8 ids -> denominator 16
-    expected = {3: -math.log(4 / 16), 4: -math.log(3 / 16), 5: -math.log(2 / 16), 6: -math.log(3 / 16),
-                7: -math.log(1 / 16)}
+    expected = {
+        3: -math.log(4 / 16),
+        4: -math.log(3 / 16),
+        5: -math.log(2 / 16),
+        6: -math.log(3 / 16),
+        7: -math.log(1 / 16),
+    }
     for word, value in expected.items():
         assert info.word_scores[word].item() == pytest.approx(value, rel=1e-6)
 

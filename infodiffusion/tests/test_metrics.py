@@ -64,8 +64,10 @@ def test_bertscore_with_embedded_minilm():
     scorer = BertScorer("minilm-l6", layer=6)
     same = scorer.f1(["the red car was sold in paris ."], ["the red car was sold in paris ."])
     assert same == pytest.approx(1.0, abs=1e-5)
-    close, far = (scorer.f1([h], ["the red car was sold in paris ."])
-                  for h in ("the red car was bought in paris .", "quantum chromodynamics lattice"))
+    close, far = (
+        scorer.f1([h], ["the red car was sold in paris ."])
+        for h in ("the red car was bought in paris .", "quantum chromodynamics lattice")
+    )
     assert 0 < far < close < 1
     with pytest.raises(ValueError, match="bertscore_layer"):
         BertScorer("minilm-l6", layer=9)

@@ -28,9 +28,16 @@ def test_tiny_model_overfits_eight_pairs(schedule):
         terms["loss"].mean().backward()
         opt.step()
         opt.zero_grad()
-    out = generate(model, art.diffusion, art.train_ids, art.train_mask,
-                   SampleConfig(method="ddim", steps=10, clamp=True, batch_size=8), seed=0, n_candidates=1,
-                   progress=False)
+    out = generate(
+        model,
+        art.diffusion,
+        art.train_ids,
+        art.train_mask,
+        SampleConfig(method="ddim", steps=10, clamp=True, batch_size=8),
+        seed=0,
+        n_candidates=1,
+        progress=False,
+    )
     hyps = decode(torch.stack([r["ids"] for r in out]), art.train_mask, art.vocab, art.tokenizer)
     refs = decode(art.train_ids, art.train_mask, art.vocab, art.tokenizer)
     exact = sum(h == r for h, r in zip(hyps, refs))

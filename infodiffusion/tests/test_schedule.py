@@ -17,10 +17,12 @@ def diffuseq_scalar_tables(alpha_bar_fn, steps, abar_0=1.0):
     alphas = 1.0 - betas
     abar = abar_0 * np.cumprod(alphas)
     abar_prev = np.append(abar_0, abar[:-1])
-    return {"abar": abar,
-            "coef1": betas * np.sqrt(abar_prev) / (1.0 - abar),
-            "coef2": (1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar),
-            "var": betas * (1.0 - abar_prev) / (1.0 - abar)}
+    return {
+        "abar": abar,
+        "coef1": betas * np.sqrt(abar_prev) / (1.0 - abar),
+        "coef2": (1.0 - abar_prev) * np.sqrt(alphas) / (1.0 - abar),
+        "var": betas * (1.0 - abar_prev) / (1.0 - abar),
+    }
 
 
 @pytest.mark.parametrize("lam", [0.5, 1.0, 2.0])

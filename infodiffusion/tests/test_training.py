@@ -23,8 +23,14 @@ def _free_port() -> int:
 
 
 def test_resume_continues_identically(tmp_path, tiny_overrides):
-    o = {**tiny_overrides, "train.steps": "4", "train.checkpoint_every": "2", "train.timestep_sampler": "lossaware",
-         "model.dropout": "0.1", "train.grad_accum": "2"}
+    o = {
+        **tiny_overrides,
+        "train.steps": "4",
+        "train.checkpoint_every": "2",
+        "train.timestep_sampler": "lossaware",
+        "model.dropout": "0.1",
+        "train.grad_accum": "2",
+    }
     assert main(["train", *_args({**o, "output_dir": tmp_path / "full"})]) == 0
     ckpt = tmp_path / "full" / "checkpoints" / "step_2"
     assert (ckpt / "ema" / "model.safetensors").is_file() and not (tmp_path / "full/checkpoints/step_2.tmp").exists()
@@ -41,8 +47,12 @@ def test_resume_continues_identically(tmp_path, tiny_overrides):
 
 def test_bad_batch_size_is_named(tmp_path, tiny_overrides):
     with pytest.raises(ValueError, match=r"train.batch_size=7 .* train.grad_accum \(2\)"):
-        main(["train", *_args({**tiny_overrides, "output_dir": tmp_path, "train.batch_size": "7",
-                               "train.grad_accum": "2"})])
+        main(
+            [
+                "train",
+                *_args({**tiny_overrides, "output_dir": tmp_path, "train.batch_size": "7", "train.grad_accum": "2"}),
+            ]
+        )
 
 
 @pytest.mark.slow
@@ -51,15 +61,39 @@ def test_two_process_training_and_sampling(tmp_path, tiny_overrides):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
     # `accelerate launch --multi_gpu` without CUDA starts 2 CPU processes over gloo (`--cpu` would start one)
     launcher = Path(sys.executable).parent / "accelerate"
-    base = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port"]
+    base = [
+        str(launcher),
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+    ]
     args = _args({**tiny_overrides, "output_dir": out, "train.steps": "3"})
-    subprocess.run([*base, str(_free_port()), "-m", "infodiffusion", "train", *args], check=True, env=env,
-                   capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [*base, str(_free_port()), "-m", "infodiffusion", "train", *args],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["micro_batch"] == 4 and summary["steps"] == 3
-    subprocess.run([*base, str(_free_port()), "-m", "infodiffusion", "sample", *args], check=True, env=env,
-                   capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [*base, str(_free_port()), "-m", "infodiffusion", "sample", *args],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     records = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     keys = [(r["source"], r["candidate"]) for r in records]
     assert sorted(keys) == [(i, j) for i in range(4) for j in range(2)], "each candidate exactly once"

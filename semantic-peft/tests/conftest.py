@@ -12,8 +12,23 @@ from semantic_peft.builtin_facts import UNRELATED_PROBES, builtin_facts
 
 torch.set_num_threads(1)  # tiny models: threads only fight over the shared cores
 
-EXTRA_WORDS = ["Alice", "lives", "in", "Wonderland", "Alice's", "home", "is", "Bob", "owns", "a", "red", "car",
-               "The", "sky", "blue"]
+EXTRA_WORDS = [
+    "Alice",
+    "lives",
+    "in",
+    "Wonderland",
+    "Alice's",
+    "home",
+    "is",
+    "Bob",
+    "owns",
+    "a",
+    "red",
+    "car",
+    "The",
+    "sky",
+    "blue",
+]
 
 
 def _word_tokenizer():
@@ -29,8 +44,7 @@ def _word_tokenizer():
     vocab = {"<unk>": 0, "<pad>": 1, "</s>": 2, **{w: i + 3 for i, w in enumerate(words)}}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>",
-                                   eos_token="</s>")
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>", eos_token="</s>")
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +56,20 @@ def tiny_llama(vocab_size: int, seed: int = 0):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                         tie_word_embeddings=False, pad_token_id=1, eos_token_id=2, bos_token_id=0,
-                         initializer_range=0.1)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+        pad_token_id=1,
+        eos_token_id=2,
+        bos_token_id=0,
+        initializer_range=0.1,
+    )
     return LlamaForCausalLM(config).eval()
 
 
@@ -53,8 +77,16 @@ def tiny_gpt2(vocab_size: int, seed: int = 0):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=64,
-                        pad_token_id=1, eos_token_id=2, bos_token_id=0)
+    config = GPT2Config(
+        vocab_size=vocab_size,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        n_positions=64,
+        pad_token_id=1,
+        eos_token_id=2,
+        bos_token_id=0,
+    )
     return GPT2LMHeadModel(config).eval()
 
 

@@ -21,12 +21,26 @@ def main(out_dir: Path) -> None:
     accelerator = build_accelerator(AcceleratorConfig(tracker=None, cpu=True), log=False)
     tokenizer = _word_tokenizer()
     model = wrap_model(tiny_llama(len(tokenizer)), PeftSettings(method="lora"))
-    history = train(model, tokenizer, builtin_facts(1, 0), TrainConfig(epochs=3, batch_size=2, lr=1e-2),
-                    ReweightConfig(enabled=True), accelerator)
+    history = train(
+        model,
+        tokenizer,
+        builtin_facts(1, 0),
+        TrainConfig(epochs=3, batch_size=2, lr=1e-2),
+        ReweightConfig(enabled=True),
+        accelerator,
+    )
     checksum = sum(float(p.detach().double().sum()) for n, p in model.named_parameters() if "lora_" in n)
-    (out_dir / f"rank{accelerator.process_index}.json").write_text(json.dumps({
-        "world_size": accelerator.num_processes, "steps": history.steps, "losses": history.losses,
-        "checksum": checksum, "tracked": int((~torch.isnan(history.trajectory[-1])).sum())}))
+    (out_dir / f"rank{accelerator.process_index}.json").write_text(
+        json.dumps(
+            {
+                "world_size": accelerator.num_processes,
+                "steps": history.steps,
+                "losses": history.losses,
+                "checksum": checksum,
+                "tracked": int((~torch.isnan(history.trajectory[-1])).sum()),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ from shared_utils.config import ConfigError, load_config
 
 
 def test_help_lists_the_subcommands():
-    out = subprocess.run([sys.executable, "-m", "semantic_peft", "--help"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "semantic_peft", "--help"], capture_output=True, text=True, check=True
+    ).stdout
     for command in ("analyze", "train", "eval", "bench", "reproduce"):
         assert command in out
 
@@ -33,8 +34,14 @@ def test_default_config_and_rows_resolve():
     assert config.peft.target_modules[:2] == ["q_proj", "k_proj"]
     base, rows = read_rows(DEFAULT_CONFIG.parent / "reproduce.yaml")
     assert base == DEFAULT_CONFIG
-    assert [r["name"] for r in rows] == ["lora", "lora_filter", "lora_reweight", "lora_filter_reweight", "full_ft",
-                                         "lora_reweight_linear"]
+    assert [r["name"] for r in rows] == [
+        "lora",
+        "lora_filter",
+        "lora_reweight",
+        "lora_filter_reweight",
+        "full_ft",
+        "lora_reweight_linear",
+    ]
     paper_base, paper_rows = read_rows(DEFAULT_CONFIG.parent / "paper" / "reproduce.yaml")
     assert load_config(ExperimentConfig, paper_base).model == "meta-llama/Llama-2-7b-hf" and len(paper_rows) == 5
     with pytest.raises(ConfigError, match=r"reweight\.shceme"):
@@ -46,12 +53,35 @@ def test_train_and_eval_end_to_end(tmp_path, tokenizer, make_llama):
     make_llama().save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     facts = tmp_path / "facts.jsonl"
-    facts.write_text("\n".join(json.dumps({"prompt": p, "target": t, "paraphrases": [q],
-                                           "unrelated": [{"prompt": "The sky is", "target": "blue"}]})
-                               for p, t, q in [("Alice lives in", "Wonderland", "Alice's home is"),
-                                               ("Bob owns a red", "car", "Bob owns a")]) + "\n")
-    common = ["--model", str(model_dir), "--data.source", str(facts), "--output_dir", str(tmp_path / "runs"),
-              "--accelerator.tracker", "none", "--peft.target_modules", "[q_proj, v_proj]"]
+    facts.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "prompt": p,
+                    "target": t,
+                    "paraphrases": [q],
+                    "unrelated": [{"prompt": "The sky is", "target": "blue"}],
+                }
+            )
+            for p, t, q in [
+                ("Alice lives in", "Wonderland", "Alice's home is"),
+                ("Bob owns a red", "car", "Bob owns a"),
+            ]
+        )
+        + "\n"
+    )
+    common = [
+        "--model",
+        str(model_dir),
+        "--data.source",
+        str(facts),
+        "--output_dir",
+        str(tmp_path / "runs"),
+        "--accelerator.tracker",
+        "none",
+        "--peft.target_modules",
+        "[q_proj, v_proj]",
+    ]
     assert main(["train", *common, "--train.epochs", "2", "--train.batch_size", "2", "--name", "cli"]) == 0
     results = json.loads((tmp_path / "runs" / "cli" / "results.json").read_text())
     assert results["metrics"]["trained_facts"] == 2 and results["metrics"]["optimizer_steps"] == 2
@@ -71,8 +101,11 @@ def test_table_is_generated_from_results(tmp_path):
     from shared_utils.results import write_results
 
     write_results(tmp_path / "00_base.json", {"train_em": 0.0, "locality": 1.0}, extra={"label": "Base", "facts": 3})
-    write_results(tmp_path / "01_lora.json", {"train_em": 0.5, "train_em_trained": 0.5, "locality": 0.75},
-                  extra={"label": "LoRA", "facts": 3})
+    write_results(
+        tmp_path / "01_lora.json",
+        {"train_em": 0.5, "train_em_trained": 0.5, "locality": 0.75},
+        extra={"label": "LoRA", "facts": 3},
+    )
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- results:start -->\nold\n<!-- results:end -->\ny\n")
     write_table(tmp_path, readme)

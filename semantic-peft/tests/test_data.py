@@ -28,8 +28,12 @@ def test_encoding_supervises_only_the_target(tokenizer):
 
 
 def test_generic_jsonl_and_errors_name_the_record(tmp_path):
-    good = {"prompt": "Alice lives in", "target": "Wonderland", "paraphrases": ["Alice's home is"],
-            "unrelated": [{"prompt": "The sky is", "target": "blue"}]}
+    good = {
+        "prompt": "Alice lives in",
+        "target": "Wonderland",
+        "paraphrases": ["Alice's home is"],
+        "unrelated": [{"prompt": "The sky is", "target": "blue"}],
+    }
     path = tmp_path / "facts.jsonl"
     path.write_text(json.dumps(good) + "\n\n" + json.dumps({**good, "target": ""}) + "\n")
     with pytest.raises(RecordError, match=r"record 1 field 'target' must be a non-empty string"):
@@ -66,6 +70,9 @@ def test_zsre_and_counterfact_samples(shared_data):
     assert zsre[0].paraphrases == ["What university did Watts Humphrey take part in?"]
     assert zsre[0].unrelated[0].prompt == "who played desmond doss father in hacksaw ridge"
     cf = load_facts(str(folder / "counterfact_edit_1000.json"), max_facts=10)
-    assert (cf[0].prompt, cf[0].target, cf[0].fact_id) == ("David Robinson professionally plays the sport",
-                                                           "baseball", "3087")
+    assert (cf[0].prompt, cf[0].target, cf[0].fact_id) == (
+        "David Robinson professionally plays the sport",
+        "baseball",
+        "3087",
+    )
     assert cf[0].unrelated[0].target == "basketball"

@@ -9,8 +9,9 @@ UNITS = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]
 
 
 def test_threshold_then_variance_seeking_subset():
-    report = filter_facts(DISTANCES, UNITS, FilterConfig(max_distance=0.5, quantile=None, keep_fraction=2 / 3,
-                                                         variance_weight=1.0))
+    report = filter_facts(
+        DISTANCES, UNITS, FilterConfig(max_distance=0.5, quantile=None, keep_fraction=2 / 3, variance_weight=1.0)
+    )
     # facts 1 and 4 are too far; of 0, 2, 3 the subset {0, 3} has J = -0.2 + 0.5 > J({0, 2}) = -0.15 + 0
     assert report.kept == [0, 3]
     assert set(report.dropped) == {1, 2, 4}
@@ -19,14 +20,17 @@ def test_threshold_then_variance_seeking_subset():
     assert report.dropped[2].startswith("not chosen")
     assert report.objective == pytest.approx(-0.2 + 0.5)
     summary = report.as_dict(["a", "b", "c", "d", "e"])
-    assert summary["dropped_by_reason"] == {"above max_distance": 2,
-                                            "not chosen by the mean-low/variance-high subset": 1}
+    assert summary["dropped_by_reason"] == {
+        "above max_distance": 2,
+        "not chosen by the mean-low/variance-high subset": 1,
+    }
     assert summary["dropped_facts"][0] == {"fact": "b", "reason": report.dropped[1]}
 
 
 def test_zero_variance_weight_keeps_the_closest():
-    report = filter_facts(DISTANCES, UNITS, FilterConfig(max_distance=0.5, quantile=None, keep_fraction=2 / 3,
-                                                         variance_weight=0.0))
+    report = filter_facts(
+        DISTANCES, UNITS, FilterConfig(max_distance=0.5, quantile=None, keep_fraction=2 / 3, variance_weight=0.0)
+    )
     assert report.kept == [0, 2]
 
 

@@ -35,8 +35,10 @@ def _batch(seed=0):
 def test_plain_loss_is_mean_per_fact_cross_entropy():
     embedding, logits, labels = _batch()
     loss, parts = knowledge_loss(logits, labels, embedding, ReweightConfig(enabled=False))
-    ce = [torch.nn.functional.cross_entropy(logits[i, :-1][labels[i, 1:] != -100], labels[i, 1:][labels[i, 1:] != -100])
-          for i in range(3)]
+    ce = [
+        torch.nn.functional.cross_entropy(logits[i, :-1][labels[i, 1:] != -100], labels[i, 1:][labels[i, 1:] != -100])
+        for i in range(3)
+    ]
     assert loss.item() == pytest.approx(torch.stack(ce).mean().item(), rel=1e-6)
     assert "weights" not in parts
 
@@ -62,8 +64,11 @@ def test_reweighted_loss_value_and_gradient(scheme):
     # had the weights not been detached, the gradient would differ
     undetached = logits.clone().requires_grad_(True)
     d = example_distances(undetached, labels, embedding)
-    w = d / d.mean() if scheme == "linear" else (3 * torch.softmax(d / 0.2, 0) if scheme == "softmax"
-                                                 else d.pow(2) / d.pow(2).mean())
+    w = (
+        d / d.mean()
+        if scheme == "linear"
+        else (3 * torch.softmax(d / 0.2, 0) if scheme == "softmax" else d.pow(2) / d.pow(2).mean())
+    )
     (w * per_example_cross_entropy(undetached, labels)).mean().backward()
     assert not torch.allclose(undetached.grad, ref.grad, atol=1e-6)
 

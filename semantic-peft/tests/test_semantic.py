@@ -26,8 +26,9 @@ def test_distance_matches_hand_computation():
     per_token, rows = token_distances(logits, labels, embedding)
     assert rows.tolist() == [0, 0]
     assert per_token.tolist() == pytest.approx([1 - 1 / math.sqrt(2), 0.0], abs=1e-6)
-    assert example_distances(logits, labels, embedding).tolist() == pytest.approx([(1 - 1 / math.sqrt(2)) / 2],
-                                                                                  abs=1e-6)
+    assert example_distances(logits, labels, embedding).tolist() == pytest.approx(
+        [(1 - 1 / math.sqrt(2)) / 2], abs=1e-6
+    )
 
 
 def test_distance_averages_per_example_and_ignores_padding():

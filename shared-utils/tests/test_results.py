@@ -48,12 +48,10 @@ def test_unserialisable_value_leaves_no_file(tmp_path):
 
 def test_markdown_table_exact():
     rows = [{"name": "a", "metrics": {"rel": 0.91234, "loc": 1.0}}, {"name": "b|c", "metrics": {"rel": 0.5}}]
-    table = render_markdown_table(rows, {"name": "Method", "metrics.rel": "Rel", "metrics.loc": "Loc"},
-                                  digits=2, bold_best={"metrics.rel": "max"})
-    assert table == ("| Method | Rel | Loc |\n"
-                     "| --- | --- | --- |\n"
-                     "| a | **0.91** | 1.00 |\n"
-                     "| b\\|c | 0.50 | – |\n")
+    table = render_markdown_table(
+        rows, {"name": "Method", "metrics.rel": "Rel", "metrics.loc": "Loc"}, digits=2, bold_best={"metrics.rel": "max"}
+    )
+    assert table == ("| Method | Rel | Loc |\n| --- | --- | --- |\n| a | **0.91** | 1.00 |\n| b\\|c | 0.50 | – |\n")
 
 
 def test_load_results_sorted_with_file_names(tmp_path):

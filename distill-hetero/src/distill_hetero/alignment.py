@@ -16,8 +16,9 @@ def build_projector(kind: str, student_width: int, teacher_width: int) -> nn.Mod
     if kind == "linear":
         return nn.Linear(student_width, teacher_width)
     if kind == "mlp":
-        return nn.Sequential(nn.Linear(student_width, teacher_width), nn.GELU(),
-                             nn.Linear(teacher_width, teacher_width))
+        return nn.Sequential(
+            nn.Linear(student_width, teacher_width), nn.GELU(), nn.Linear(teacher_width, teacher_width)
+        )
     raise ValueError(f"loss.projector={kind!r} is not one of linear, mlp")
 
 
@@ -32,7 +33,8 @@ class AlignmentModule(nn.Module):
         super().__init__()
         self.mapping = list(mapping)
         self.projectors = nn.ModuleDict(
-            {pair_key(s, t): build_projector(kind, student_width, teacher_width) for s, t in self.mapping})
+            {pair_key(s, t): build_projector(kind, student_width, teacher_width) for s, t in self.mapping}
+        )
 
     def forward(self, student_layer: int, teacher_layer: int, hidden):
         return self.projectors[pair_key(student_layer, teacher_layer)](hidden)

@@ -41,10 +41,25 @@ def measure(config_path: str, mode: str, steps: int) -> dict:
     from distill_hetero.models import load_teacher
     from distill_hetero.trainer import train
 
-    cfg = load_config(RunConfig, config_path, [*MODES[mode], "--train.steps", str(steps + 1),
-                                                "--train.teacher_cache_top_k", "0", "--accelerator.tracker", "none",
-                                                "--train.checkpoint_every", "0", "--train.resume", "false",
-                                                "--output_dir", tempfile.mkdtemp(prefix=f"dh_bench_{mode}_")])
+    cfg = load_config(
+        RunConfig,
+        config_path,
+        [
+            *MODES[mode],
+            "--train.steps",
+            str(steps + 1),
+            "--train.teacher_cache_top_k",
+            "0",
+            "--accelerator.tracker",
+            "none",
+            "--train.checkpoint_every",
+            "0",
+            "--train.resume",
+            "false",
+            "--output_dir",
+            tempfile.mkdtemp(prefix=f"dh_bench_{mode}_"),
+        ],
+    )
     apply_threads(cfg)
     teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
     records, _ = training_records(cfg, teacher, tokenizer)
@@ -56,10 +71,16 @@ def measure(config_path: str, mode: str, steps: int) -> dict:
     history = train(cfg, teacher, tokenizer, examples, progress=False).history[1:]
     times = [h["step_time_s"] for h in history]
     tokens = sum(h["tokens"] for h in history)
-    return {"mode": mode, "steps": len(history), "tokens_per_s": tokens / sum(times),
-            "median_step_s": statistics.median(times), "tokens_per_step": tokens / len(history),
-            "peak_rss_mb": _rss_mb(), "rss_before_training_mb": rss_before,
-            "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None}
+    return {
+        "mode": mode,
+        "steps": len(history),
+        "tokens_per_s": tokens / sum(times),
+        "median_step_s": statistics.median(times),
+        "tokens_per_step": tokens / len(history),
+        "peak_rss_mb": _rss_mb(),
+        "rss_before_training_mb": rss_before,
+        "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+    }
 
 
 def run_bench(cfg: RunConfig, steps: int = 4, output: str | None = None, readme: str | None = None) -> dict:
@@ -69,24 +90,38 @@ def run_bench(cfg: RunConfig, steps: int = 4, output: str | None = None, readme:
         dump_config(cfg, path)
         rows = []
         for mode in MODES:
-            out = subprocess.run([sys.executable, "-m", "distill_hetero.bench", str(path), mode, str(steps)],
-                                 capture_output=True, text=True, check=False)
+            out = subprocess.run(
+                [sys.executable, "-m", "distill_hetero.bench", str(path), mode, str(steps)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             if out.returncode != 0:
                 raise RuntimeError(f"bench mode {mode} failed:\n{out.stderr[-3000:]}")
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     by_mode = {r["mode"]: r for r in rows}
     ratio = by_mode["kd_inter"]["median_step_s"] / by_mode["kd"]["median_step_s"]
-    table = render_markdown_table(rows, {"mode": "mode", "tokens_per_s": "tokens/s", "median_step_s": "median step s",
-                                         "tokens_per_step": "tokens/step", "peak_rss_mb": "peak RSS MB",
-                                         "rss_before_training_mb": "RSS before training MB",
-                                         "peak_cuda_mb": "peak CUDA MB"}, digits=2)
-    summary = (f"KD+intermediate / KD step time: **{ratio:.3f}x** (target <= 1.15x); KD / SFT: "
-               f"{by_mode['kd']['median_step_s'] / by_mode['sft']['median_step_s']:.2f}x. Live teacher (no cache), "
-               f"batch {cfg.train.batch_size}, median of {steps} steps after a warm-up step, "
-               f"{cfg.num_threads or torch.get_num_threads()} torch thread(s), {device_description()}.\n")
+    table = render_markdown_table(
+        rows,
+        {
+            "mode": "mode",
+            "tokens_per_s": "tokens/s",
+            "median_step_s": "median step s",
+            "tokens_per_step": "tokens/step",
+            "peak_rss_mb": "peak RSS MB",
+            "rss_before_training_mb": "RSS before training MB",
+            "peak_cuda_mb": "peak CUDA MB",
+        },
+        digits=2,
+    )
+    summary = (
+        f"KD+intermediate / KD step time: **{ratio:.3f}x** (target <= 1.15x); KD / SFT: "
+        f"{by_mode['kd']['median_step_s'] / by_mode['sft']['median_step_s']:.2f}x. Live teacher (no cache), "
+        f"batch {cfg.train.batch_size}, median of {steps} steps after a warm-up step, "
+        f"{cfg.num_threads or torch.get_num_threads()} torch thread(s), {device_description()}.\n"
+    )
     print(table + "\n" + summary)
-    report = {"modes": rows, "kd_inter_over_kd_step_time": ratio, "steps": steps,
-              "batch_size": cfg.train.batch_size}
+    report = {"modes": rows, "kd_inter_over_kd_step_time": ratio, "steps": steps, "batch_size": cfg.train.batch_size}
     if output:
         write_results(output, report, cfg)
         atomic_write_text(Path(output).with_suffix(".md"), table + "\n" + summary)

@@ -24,9 +24,13 @@ def _default_config() -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="distill-hetero", description=(
-        "Heterogeneous teacher-student LLM distillation with intermediate-layer alignment (Zhai, Wang & Li, "
-        "CCL 2024)"))
+    parser = argparse.ArgumentParser(
+        prog="distill-hetero",
+        description=(
+            "Heterogeneous teacher-student LLM distillation with intermediate-layer alignment (Zhai, Wang & Li, "
+            "CCL 2024)"
+        ),
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="distil the teacher into a student; export it with save_pretrained")
@@ -65,8 +69,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "reproduce":
         from distill_hetero.experiment import reproduce
 
-        reproduce(args.config, rest, args.results, [r for r in args.rows.split(",") if r], args.readme,
-                  with_teacher=not args.no_teacher)
+        reproduce(
+            args.config,
+            rest,
+            args.results,
+            [r for r in args.rows.split(",") if r],
+            args.readme,
+            with_teacher=not args.no_teacher,
+        )
         return 0
     cfg = load_config(RunConfig, args.config, rest)
     from distill_hetero.experiment import apply_threads
@@ -112,8 +122,13 @@ def _train(cfg: RunConfig, results: str | None) -> int:
         print(f"student saved to {path}")
         if results:
             metrics = evaluate(result.distiller.student, tokenizer, eval_sets(cfg, held), cfg)
-            write_results(results, metrics, cfg, wall_time_s=time.time() - start,
-                          extra={"row": cfg.name, "history": result.history, "mapping": result.mapping})
+            write_results(
+                results,
+                metrics,
+                cfg,
+                wall_time_s=time.time() - start,
+                extra={"row": cfg.name, "history": result.history, "mapping": result.mapping},
+            )
             print(metrics)
     result.accelerator.end_training()
     return 0

@@ -18,9 +18,13 @@ class StudentConfig:
     intermediate_size: int = field(default=1024, metadata={"help": "MLP width (qwen2/llama; gpt2 uses 4x width)"})
     max_positions: int = field(default=512, metadata={"help": "context length of the student"})
     dropout: float = field(default=0.0, metadata={"help": "dropout of the student"})
-    init: str = field(default="teacher_pca", metadata={
-        "help": "random | teacher_pca (token embeddings = teacher embeddings projected on their top principal "
-                "directions, rescaled to the initializer_range std; the rest random)"})
+    init: str = field(
+        default="teacher_pca",
+        metadata={
+            "help": "random | teacher_pca (token embeddings = teacher embeddings projected on their top principal "
+            "directions, rescaled to the initializer_range std; the rest random)"
+        },
+    )
 
 
 @dataclass
@@ -30,23 +34,29 @@ class MappingConfig:
     rule: str = field(default="uniform", metadata={"help": "uniform | last-k | skip | explicit"})
     k: int = field(default=2, metadata={"help": "last-k: number of last layers; skip: stride over student layers"})
     include_embedding: bool = field(default=True, metadata={"help": "uniform: also align the embedding outputs"})
-    pairs: list[list[int]] = field(default_factory=list, metadata={
-        "help": "explicit: [[student_layer, teacher_layer], ...]"})
+    pairs: list[list[int]] = field(
+        default_factory=list, metadata={"help": "explicit: [[student_layer, teacher_layer], ...]"}
+    )
 
 
 @dataclass
 class LossConfig:
     """Output and intermediate losses and how their ratios are set."""
 
-    output: list[str] = field(default_factory=lambda: ["fkl"], metadata={
-        "help": "output-layer losses from the registry: ce, fkl, rkl, skl, srkl"})
+    output: list[str] = field(
+        default_factory=lambda: ["fkl"],
+        metadata={"help": "output-layer losses from the registry: ce, fkl, rkl, skl, srkl"},
+    )
     intermediate: str | None = field(default=None, metadata={"help": "None | mse | mse_ln | cosine"})
     temperature: float = field(default=1.0, metadata={"help": "KD temperature (losses scaled by T^2)"})
     skew_alpha: float = field(default=0.1, metadata={"help": "skew KL mixing weight alpha (DistiLLM)"})
-    weights: dict[str, float] = field(default_factory=dict, metadata={
-        "help": "fixed ratio per loss name (default 1.0); also the initial ratio of learned weights"})
-    weighting: str = field(default="fixed", metadata={
-        "help": "fixed | uncertainty (one learned log-variance per loss)"})
+    weights: dict[str, float] = field(
+        default_factory=dict,
+        metadata={"help": "fixed ratio per loss name (default 1.0); also the initial ratio of learned weights"},
+    )
+    weighting: str = field(
+        default="fixed", metadata={"help": "fixed | uncertainty (one learned log-variance per loss)"}
+    )
     intermediate_tokens: str = field(default="all", metadata={"help": "all (real tokens) | response"})
     projector: str = field(default="linear", metadata={"help": "linear | mlp (student width -> teacher width)"})
 
@@ -55,15 +65,22 @@ class LossConfig:
 class DataConfig:
     """Training data: the built-in set (teacher answers as targets) or a MiniLLM-format file/hub id."""
 
-    train: str = field(default="builtin", metadata={
-        "help": "builtin, a shared-set name (dolly_dev), a .jsonl path or hub id"})
+    train: str = field(
+        default="builtin", metadata={"help": "builtin, a shared-set name (dolly_dev), a .jsonl path or hub id"}
+    )
     builtin_train_size: int = field(default=232, metadata={"help": "built-in instructions used for training"})
     builtin_eval_size: int = field(default=40, metadata={"help": "held-out built-in instructions for evaluation"})
-    builtin_split_seed: int = field(default=0, metadata={
-        "help": "shuffle of the built-in set before the split (kept apart from `seed`, so runs with other seeds "
-                "share the split and the cached teacher answers)"})
-    targets: str = field(default="auto", metadata={
-        "help": "auto (references when present, else teacher greedy answers) | references | teacher"})
+    builtin_split_seed: int = field(
+        default=0,
+        metadata={
+            "help": "shuffle of the built-in set before the split (kept apart from `seed`, so runs with other seeds "
+            "share the split and the cached teacher answers)"
+        },
+    )
+    targets: str = field(
+        default="auto",
+        metadata={"help": "auto (references when present, else teacher greedy answers) | references | teacher"},
+    )
     max_prompt_tokens: int = field(default=192, metadata={"help": "prompt truncated (from the left) to this"})
     max_response_tokens: int = field(default=48, metadata={"help": "response truncated to this (EOS kept)"})
     cache_dir: str = field(default="~/.cache/distill_hetero", metadata={"help": "teacher answers cache"})
@@ -82,9 +99,13 @@ class TrainConfig:
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: never)"})
     resume: bool = field(default=True, metadata={"help": "resume from the latest checkpoint in output_dir"})
-    teacher_cache_top_k: int = field(default=64, metadata={
-        "help": "0: run the teacher every step; k>0: precompute once per example its top-k log-probs (plus the "
-                "rest mass) and the mapped hidden states, reused across epochs and runs"})
+    teacher_cache_top_k: int = field(
+        default=64,
+        metadata={
+            "help": "0: run the teacher every step; k>0: precompute once per example its top-k log-probs (plus the "
+            "rest mass) and the mapped hidden states, reused across epochs and runs"
+        },
+    )
     teacher_dtype: str = field(default="fp32", metadata={"help": "fp32 | bf16 | fp16 for the frozen teacher"})
     log_every: int = field(default=1, metadata={"help": "log losses and weights every N steps"})
 
@@ -93,10 +114,20 @@ class TrainConfig:
 class EvalConfig:
     """Generation and ROUGE-L."""
 
-    datasets: list[str] = field(default_factory=lambda: ["builtin", "dolly_test", "selfinst_test", "vicuna_test",
-                                                         "sinst_test_500", "uinst_test_500"], metadata={
-        "help": "builtin and/or shared-set names (dolly_test, selfinst_test, vicuna_test, sinst_test_500, "
-                "uinst_test_500), .jsonl paths or hub ids"})
+    datasets: list[str] = field(
+        default_factory=lambda: [
+            "builtin",
+            "dolly_test",
+            "selfinst_test",
+            "vicuna_test",
+            "sinst_test_500",
+            "uinst_test_500",
+        ],
+        metadata={
+            "help": "builtin and/or shared-set names (dolly_test, selfinst_test, vicuna_test, sinst_test_500, "
+            "uinst_test_500), .jsonl paths or hub ids"
+        },
+    )
     max_examples: int = field(default=12, metadata={"help": "first N examples of each set (0: all)"})
     batch_size: int = field(default=16, metadata={"help": "generation batch size (left padding)"})
     max_new_tokens: int = field(default=48, metadata={"help": "generated tokens"})
@@ -120,6 +151,10 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     accelerator: AcceleratorConfig = field(default_factory=AcceleratorConfig)
     seed: int = field(default=0, metadata={"help": "seed of everything"})
-    num_threads: int = field(default=0, metadata={
-        "help": "torch CPU threads (0: torch's default). 1 is several times faster on a CPU shared by other jobs"})
+    num_threads: int = field(
+        default=0,
+        metadata={
+            "help": "torch CPU threads (0: torch's default). 1 is several times faster on a CPU shared by other jobs"
+        },
+    )
     output_dir: str = field(default="runs/distill-hetero", metadata={"help": "checkpoints and the exported student"})

@@ -10,11 +10,15 @@ from pathlib import Path
 
 import torch
 
-PROMPT_NO_INPUT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
-                   "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n")
-PROMPT_WITH_INPUT = ("Below is an instruction that describes a task, paired with an input that provides further "
-                     "context. Write a response that appropriately completes the request.\n\n### Instruction:\n"
-                     "{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+PROMPT_NO_INPUT = (
+    "Below is an instruction that describes a task. Write a response that appropriately completes "
+    "the request.\n\n### Instruction:\n{instruction}\n\n### Response:\n"
+)
+PROMPT_WITH_INPUT = (
+    "Below is an instruction that describes a task, paired with an input that provides further "
+    "context. Write a response that appropriately completes the request.\n\n### Instruction:\n"
+    "{instruction}\n\n### Input:\n{input}\n\n### Response:\n"
+)
 SHARED_SETS = ("dolly_dev", "dolly_test", "selfinst_test", "vicuna_test", "sinst_test_500", "uinst_test_500")
 IGNORE = -100
 
@@ -110,8 +114,9 @@ class Example:
     labels: list[int]
 
 
-def tokenize_example(tokenizer, index: int, prompt: str, response: str, max_prompt_tokens: int,
-                     max_response_tokens: int) -> Example:
+def tokenize_example(
+    tokenizer, index: int, prompt: str, response: str, max_prompt_tokens: int, max_response_tokens: int
+) -> Example:
     """Prompt (left-truncated) + response (right-truncated) + EOS; loss on response and EOS only."""
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
     response_ids = tokenizer(response, add_special_tokens=False)["input_ids"][: max_response_tokens - 1]
@@ -129,8 +134,12 @@ def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
         ids[row, : len(e.input_ids)] = torch.tensor(e.input_ids)
         labels[row, : len(e.labels)] = torch.tensor(e.labels)
         mask[row, : len(e.input_ids)] = 1
-    return {"input_ids": ids, "attention_mask": mask, "labels": labels,
-            "index": torch.tensor([e.index for e in examples])}
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "labels": labels,
+        "index": torch.tensor([e.index for e in examples]),
+    }
 
 
 class BatchSchedule:
@@ -145,7 +154,12 @@ class BatchSchedule:
         if num_examples == 0:
             raise ValueError("the training set is empty")
         self.n, self.batch_size, self.world_size, self.accumulation, self.seed = (
-            num_examples, batch_size, world_size, accumulation, seed)
+            num_examples,
+            batch_size,
+            world_size,
+            accumulation,
+            seed,
+        )
         self._perms: dict[int, list[int]] = {}
 
     def _perm(self, epoch: int) -> list[int]:

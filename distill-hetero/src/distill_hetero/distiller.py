@@ -50,8 +50,9 @@ class TeacherOutputs:
 
 
 @torch.no_grad()
-def teacher_forward(teacher: nn.Module, batch: dict[str, torch.Tensor], layers: list[int],
-                    vocab_size: int) -> TeacherOutputs:
+def teacher_forward(
+    teacher: nn.Module, batch: dict[str, torch.Tensor], layers: list[int], vocab_size: int
+) -> TeacherOutputs:
     """One frozen forward pass: logits at the supervised positions, hidden states of ``layers`` only."""
     positions, _ = supervised_positions(batch["labels"])
     with capture_hidden_states(teacher, layers) as hidden:
@@ -64,14 +65,23 @@ class TeacherCache:
     temperature) at its supervised positions and the mapped layers' hidden states (fp16). Reused for
     every epoch and every run on the same data, so the teacher's cost is paid once."""
 
-    def __init__(self, teacher: nn.Module, examples: list[Example], layers: list[int], top_k: int,
-                 temperature: float, vocab_size: int, pad_id: int, batch_size: int = 16):
+    def __init__(
+        self,
+        teacher: nn.Module,
+        examples: list[Example],
+        layers: list[int],
+        top_k: int,
+        temperature: float,
+        vocab_size: int,
+        pad_id: int,
+        batch_size: int = 16,
+    ):
         self.layers, self.top_k = list(layers), top_k
         self.entries: dict[int, tuple] = {}
         device = next(teacher.parameters()).device
         covered = []
         for start in tqdm(range(0, len(examples), batch_size), desc="teacher cache", leave=False):
-            chunk = examples[start: start + batch_size]
+            chunk = examples[start : start + batch_size]
             batch = {k: v.to(device) for k, v in collate(chunk, pad_id).items()}
             out = teacher_forward(teacher, batch, self.layers, vocab_size)
             logprobs = torch.log_softmax(out.dist.logits.float() / temperature, dim=-1)
@@ -89,8 +99,10 @@ class TeacherCache:
     def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutputs:
         device = batch["input_ids"].device
         entries = [self.entries[int(i)] for i in batch["index"]]
-        dist = TeacherDistribution(topk_logprobs=torch.cat([e[0] for e in entries]).to(device),
-                                   topk_ids=torch.cat([e[1] for e in entries]).to(device))
+        dist = TeacherDistribution(
+            topk_logprobs=torch.cat([e[0] for e in entries]).to(device),
+            topk_ids=torch.cat([e[1] for e in entries]).to(device),
+        )
         hidden = {}
         batch_size, width = batch["input_ids"].shape
         for slot, layer in enumerate(self.layers):
@@ -115,8 +127,11 @@ class Distiller(nn.Module):
         self.inter_loss = get_intermediate_loss(loss.intermediate) if loss.intermediate else None
         if self.inter_loss is not None and not self.mapping:
             raise ValueError("loss.intermediate is set but the layer mapping is empty")
-        self.align = (AlignmentModule(self.mapping, hidden_width(student), teacher_width, loss.projector)
-                      if self.inter_loss else None)
+        self.align = (
+            AlignmentModule(self.mapping, hidden_width(student), teacher_width, loss.projector)
+            if self.inter_loss
+            else None
+        )
         self.loss_names = list(loss.output) + ([INTER] if self.inter_loss else [])
         self.weighting = build_weighting(loss.weighting, self.loss_names, loss.weights)
 
@@ -136,11 +151,14 @@ class Distiller(nn.Module):
             logits = selected_logits(self.student, batch["input_ids"], batch["attention_mask"], positions)
         logits = logits[:, : self.vocab_size]
         dist = teacher.dist if teacher is not None else None
-        losses = {name: fn(logits, targets, dist, self.cfg.temperature, self.cfg.skew_alpha)
-                  for name, fn in self.output_losses.items()}
+        losses = {
+            name: fn(logits, targets, dist, self.cfg.temperature, self.cfg.skew_alpha)
+            for name, fn in self.output_losses.items()
+        }
         if self.inter_loss is not None:
             mask = token_mask(batch, self.cfg.intermediate_tokens)
-            per_pair = [self.inter_loss(self.align(s, t, hidden[s][mask]), teacher.hidden[t][mask])
-                        for s, t in self.mapping]
+            per_pair = [
+                self.inter_loss(self.align(s, t, hidden[s][mask]), teacher.hidden[t][mask]) for s, t in self.mapping
+            ]
             losses[INTER] = torch.stack(per_pair).mean()
         return self.weighting(losses), losses

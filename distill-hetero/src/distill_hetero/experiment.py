@@ -39,9 +39,13 @@ ROWS: dict[str, dict] = {
     "kd_inter_fixed": {"loss.output": ["fkl"], "loss.weighting": "fixed"},
     "kd_inter_learned": {"loss.output": ["fkl"], "loss.weighting": "uncertainty"},
 }
-ROW_LABELS = {"teacher": "Teacher (SmolLM2-135M-Instruct)", "sft": "SFT (CE on teacher answers)",
-              "kd_fkl": "KD (forward KL)", "kd_inter_fixed": "KD + intermediate (fixed ratios)",
-              "kd_inter_learned": "KD + intermediate (learned ratios)"}
+ROW_LABELS = {
+    "teacher": "Teacher (SmolLM2-135M-Instruct)",
+    "sft": "SFT (CE on teacher answers)",
+    "kd_fkl": "KD (forward KL)",
+    "kd_inter_fixed": "KD + intermediate (fixed ratios)",
+    "kd_inter_learned": "KD + intermediate (learned ratios)",
+}
 
 
 def apply_threads(cfg: RunConfig) -> None:
@@ -54,26 +58,39 @@ def training_records(cfg: RunConfig, teacher, tokenizer) -> tuple[list[Record], 
     (``data.targets=auto``), else the teacher's cached greedy answers (sequence-level KD data)."""
     held: list[Record] = []
     if cfg.data.train == "builtin":
-        train_raw, held_raw = builtin_split(cfg.data.builtin_train_size, cfg.data.builtin_eval_size,
-                                           cfg.data.builtin_split_seed)
+        train_raw, held_raw = builtin_split(
+            cfg.data.builtin_train_size, cfg.data.builtin_eval_size, cfg.data.builtin_split_seed
+        )
         train_records = [Record(format_prompt(r["instruction"], r["input"]), []) for r in train_raw]
         held = [Record(format_prompt(r["instruction"], r["input"]), []) for r in held_raw]
     else:
         train_records = load_records(cfg.data.train, require_output=cfg.data.targets == "references")
     use_teacher = cfg.data.targets == "teacher" or (
-        cfg.data.targets == "auto" and not all(r.references for r in train_records))
+        cfg.data.targets == "auto" and not all(r.references for r in train_records)
+    )
     need = (train_records if use_teacher else []) + held
     if need:
-        answers = teacher_answers(teacher, tokenizer, [r.prompt for r in need], cfg.teacher, cfg.data.cache_dir,
-                                  cfg.data.max_response_tokens, cfg.data.max_prompt_tokens)
+        answers = teacher_answers(
+            teacher,
+            tokenizer,
+            [r.prompt for r in need],
+            cfg.teacher,
+            cfg.data.cache_dir,
+            cfg.data.max_response_tokens,
+            cfg.data.max_prompt_tokens,
+        )
         for record, answer in zip(need, answers):
             record.references = [answer]
     return train_records, held
 
 
 def tokenize_records(cfg: RunConfig, tokenizer, records: list[Record]) -> list[Example]:
-    return [tokenize_example(tokenizer, i, r.prompt, r.references[0], cfg.data.max_prompt_tokens,
-                             cfg.data.max_response_tokens) for i, r in enumerate(records)]
+    return [
+        tokenize_example(
+            tokenizer, i, r.prompt, r.references[0], cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
+        )
+        for i, r in enumerate(records)
+    ]
 
 
 def eval_sets(cfg: RunConfig, held: list[Record]) -> dict[str, list[Record]]:
@@ -99,9 +116,19 @@ def evaluate(model, tokenizer, sets: dict[str, list[Record]], cfg: RunConfig, de
         prompts, refs = [r.prompt for r in records], [r.references for r in records]
         sampled = []
         for label, do_sample, seed in modes:
-            outputs = generate(model, tokenizer, prompts, cfg.eval.max_new_tokens, cfg.eval.batch_size,
-                               cfg.data.max_prompt_tokens, do_sample=do_sample, seed=seed,
-                               temperature=cfg.eval.temperature, top_p=cfg.eval.top_p, desc=f"{desc} {name} {label}")
+            outputs = generate(
+                model,
+                tokenizer,
+                prompts,
+                cfg.eval.max_new_tokens,
+                cfg.eval.batch_size,
+                cfg.data.max_prompt_tokens,
+                do_sample=do_sample,
+                seed=seed,
+                temperature=cfg.eval.temperature,
+                top_p=cfg.eval.top_p,
+                desc=f"{desc} {name} {label}",
+            )
             metrics[f"rougeL_{label}/{name}"] = corpus_rouge_l(outputs, refs)
             if do_sample:
                 sampled.append(metrics[f"rougeL_{label}/{name}"])
@@ -121,8 +148,9 @@ def heldout_nll(model, tokenizer, records: list[Record], cfg: RunConfig, batch_s
     total, count = 0.0, 0
     model.eval()
     for start in range(0, len(examples), batch_size):
-        batch = {k: v.to(device) for k, v in collate(examples[start: start + batch_size],
-                                                    tokenizer.pad_token_id).items()}
+        batch = {
+            k: v.to(device) for k, v in collate(examples[start : start + batch_size], tokenizer.pad_token_id).items()
+        }
         positions, targets = supervised_positions(batch["labels"])
         logits = selected_logits(model, batch["input_ids"], batch["attention_mask"], positions)
         total += float(torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum"))
@@ -140,16 +168,36 @@ def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache
     if "builtin" in sets:
         metrics["heldout_nll/builtin"] = heldout_nll(result.distiller.student, tokenizer, sets["builtin"], cfg)
     result.accelerator.end_training()
-    metrics.update({"final_train_loss": result.history[-1]["loss"], "train_time_s": train_s,
-                    "train_tokens": sum(h["tokens"] for h in result.history)})
-    return write_results(results_dir / f"{name}.json", metrics, cfg, wall_time_s=time.time() - start,
-                         extra={"row": name, "label": ROW_LABELS.get(name, name), "mapping": result.mapping,
-                                "history": result.history,
-                                "teacher_cache_covered_mass": cache.mean_covered_mass if cache else None})
+    metrics.update(
+        {
+            "final_train_loss": result.history[-1]["loss"],
+            "train_time_s": train_s,
+            "train_tokens": sum(h["tokens"] for h in result.history),
+        }
+    )
+    return write_results(
+        results_dir / f"{name}.json",
+        metrics,
+        cfg,
+        wall_time_s=time.time() - start,
+        extra={
+            "row": name,
+            "label": ROW_LABELS.get(name, name),
+            "mapping": result.mapping,
+            "history": result.history,
+            "teacher_cache_covered_mass": cache.mean_covered_mass if cache else None,
+        },
+    )
 
 
-def reproduce(config_path: str | None, overrides: list[str], results_dir: str | Path, rows: list[str],
-              readme: str | Path | None = None, with_teacher: bool = True) -> list[dict]:
+def reproduce(
+    config_path: str | None,
+    overrides: list[str],
+    results_dir: str | Path,
+    rows: list[str],
+    readme: str | Path | None = None,
+    with_teacher: bool = True,
+) -> list[dict]:
     """The default reproduction: prepare data once, cache the teacher once, train and evaluate each row."""
     results_dir = Path(results_dir)
     base = load_config(RunConfig, config_path, overrides)
@@ -165,28 +213,57 @@ def reproduce(config_path: str | None, overrides: list[str], results_dir: str | 
     for name in rows:
         if name not in ROWS:
             raise ValueError(f"unknown row {name!r}; known rows: {sorted(ROWS)}")
-        row_cfgs[name] = load_config(RunConfig, config_path, [*overrides, *_as_overrides(ROWS[name]),
-                                                              "--name", name,
-                                                              "--output_dir", f"{base.output_dir}/{name}"])
+        row_cfgs[name] = load_config(
+            RunConfig,
+            config_path,
+            [*overrides, *_as_overrides(ROWS[name]), "--name", name, "--output_dir", f"{base.output_dir}/{name}"],
+        )
     cache = None
-    if base.train.teacher_cache_top_k > 0 and any(c.loss.output != ["ce"] or c.loss.intermediate
-                                                  for c in row_cfgs.values()):
-        layers = sorted({t for c in row_cfgs.values() if c.loss.intermediate
-                         for _, t in resolve_mapping(c.mapping, c.student.num_layers, num_layers(teacher))})
-        cache = TeacherCache(teacher, examples, layers, base.train.teacher_cache_top_k, base.loss.temperature,
-                             len(tokenizer), tokenizer.pad_token_id)
-        log.info("teacher cache: %d examples, layers %s, top-%d covers %.4f of the mass", len(examples), layers,
-                 base.train.teacher_cache_top_k, cache.mean_covered_mass)
+    if base.train.teacher_cache_top_k > 0 and any(
+        c.loss.output != ["ce"] or c.loss.intermediate for c in row_cfgs.values()
+    ):
+        layers = sorted(
+            {
+                t
+                for c in row_cfgs.values()
+                if c.loss.intermediate
+                for _, t in resolve_mapping(c.mapping, c.student.num_layers, num_layers(teacher))
+            }
+        )
+        cache = TeacherCache(
+            teacher,
+            examples,
+            layers,
+            base.train.teacher_cache_top_k,
+            base.loss.temperature,
+            len(tokenizer),
+            tokenizer.pad_token_id,
+        )
+        log.info(
+            "teacher cache: %d examples, layers %s, top-%d covers %.4f of the mass",
+            len(examples),
+            layers,
+            base.train.teacher_cache_top_k,
+            cache.mean_covered_mass,
+        )
     results_dir.mkdir(parents=True, exist_ok=True)
     dump_config(base, results_dir / "config.yaml")
     written = []
     if with_teacher:
         t0 = time.time()
         greedy_only = replace(base, eval=replace(base.eval, sample_seeds=[]))
-        metrics = evaluate(teacher, tokenizer, {k: v for k, v in sets.items() if k != "builtin"}, greedy_only,
-                           "teacher")
-        written.append(write_results(results_dir / "teacher.json", metrics, base, wall_time_s=time.time() - t0,
-                                     extra={"row": "teacher", "label": ROW_LABELS["teacher"]}))
+        metrics = evaluate(
+            teacher, tokenizer, {k: v for k, v in sets.items() if k != "builtin"}, greedy_only, "teacher"
+        )
+        written.append(
+            write_results(
+                results_dir / "teacher.json",
+                metrics,
+                base,
+                wall_time_s=time.time() - t0,
+                extra={"row": "teacher", "label": ROW_LABELS["teacher"]},
+            )
+        )
     for name in tqdm(rows, desc="rows"):
         written.append(run_row(name, row_cfgs[name], teacher, tokenizer, examples, sets, cache, results_dir))
     render_outputs(results_dir, readme)
@@ -208,8 +285,9 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
     for r in rows:
         if r.get("history"):
             last = r["history"][-1]
-            r["final_output_loss"] = next(last[f"loss/{n}"] for n in ("fkl", "ce", "rkl", "skl", "srkl")
-                                          if f"loss/{n}" in last)
+            r["final_output_loss"] = next(
+                last[f"loss/{n}"] for n in ("fkl", "ce", "rkl", "skl", "srkl") if f"loss/{n}" in last
+            )
             r["final_inter_loss"] = last.get("loss/inter")
     order = ["teacher", *ROWS]
     rows.sort(key=lambda r: order.index(r["row"]) if r["row"] in order else len(order))
@@ -225,20 +303,33 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
     columns["final_output_loss"] = "final train output loss"
     columns["final_inter_loss"] = "final train inter loss"
     columns["metrics.train_time_s"] = "train s"
-    body = render_markdown_table(rows, columns, digits=2, bold_best={
-        **{f"metrics.rougeL_greedy/{s}": "max" for s in sets}, "metrics.heldout_nll/builtin": "min"})
+    body = render_markdown_table(
+        rows,
+        columns,
+        digits=2,
+        bold_best={**{f"metrics.rougeL_greedy/{s}": "max" for s in sets}, "metrics.heldout_nll/builtin": "min"},
+    )
     if sampled:
-        seeds = sorted({k.split("/")[0][len("rougeL_seed"):] for r in rows for k in r["metrics"]
-                        if k.startswith("rougeL_seed")})
+        seeds = sorted(
+            {k.split("/")[0][len("rougeL_seed") :] for r in rows for k in r["metrics"] if k.startswith("rougeL_seed")}
+        )
         sampled_cols = {"label": "Method", **{f"metrics.rougeL_sampled/{s}": s for s in sets}}
-        body += (f"\nSampled decoding (temperature 1, mean over seeds {', '.join(seeds)}; the teacher row is greedy "
-                 "only, to save time):\n\n" + render_markdown_table(
-                     [r for r in rows if any(k.startswith("rougeL_sampled/") for k in r["metrics"])], sampled_cols,
-                     digits=2, bold_best={f"metrics.rougeL_sampled/{s}": "max" for s in sets}))
-    note = ("ROUGE-L (x100, rouge-score RougeL with stemming, max over references), greedy decoding; references "
-            "of `builtin` are the teacher's greedy answers to held-out built-in instructions (so the teacher is "
-            "not scored there). Held-out NLL: nats per token of those teacher answers under the student. Final train "
-            "output loss: CE for SFT, forward KL otherwise (last step, unweighted).\n\n")
+        body += (
+            f"\nSampled decoding (temperature 1, mean over seeds {', '.join(seeds)}; the teacher row is greedy "
+            "only, to save time):\n\n"
+            + render_markdown_table(
+                [r for r in rows if any(k.startswith("rougeL_sampled/") for k in r["metrics"])],
+                sampled_cols,
+                digits=2,
+                bold_best={f"metrics.rougeL_sampled/{s}": "max" for s in sets},
+            )
+        )
+    note = (
+        "ROUGE-L (x100, rouge-score RougeL with stemming, max over references), greedy decoding; references "
+        "of `builtin` are the teacher's greedy answers to held-out built-in instructions (so the teacher is "
+        "not scored there). Held-out NLL: nats per token of those teacher answers under the student. Final train "
+        "output loss: CE for SFT, forward KL otherwise (last step, unweighted).\n\n"
+    )
     table = note + body
     atomic_write_text(results_dir / "table.md", table)
     plot_loss_curves(rows, results_dir / "loss_curves.png")
@@ -281,9 +372,13 @@ def plot_loss_curves(rows: list[dict], path: Path) -> None:
     tmp.replace(path)
 
 
-SUMMARY_METRICS = {"heldout_nll/builtin": "held-out NLL ↓", "rougeL_greedy/builtin": "builtin greedy",
-                   "rougeL_sampled/builtin": "builtin sampled", "shared_greedy": "shared sets greedy (mean of 5)",
-                   "shared_sampled": "shared sets sampled (mean of 5)"}
+SUMMARY_METRICS = {
+    "heldout_nll/builtin": "held-out NLL ↓",
+    "rougeL_greedy/builtin": "builtin greedy",
+    "rougeL_sampled/builtin": "builtin sampled",
+    "shared_greedy": "shared sets greedy (mean of 5)",
+    "shared_sampled": "shared sets sampled (mean of 5)",
+}
 
 
 def summarize_seeds(folders: list[str | Path]) -> str:
@@ -308,7 +403,8 @@ def summarize_seeds(folders: list[str | Path]) -> str:
         row = {"Method": labels[name]}
         for key, header in SUMMARY_METRICS.items():
             values = per_row[name].get(key, [])
-            row[header] = (f"{sum(values) / len(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})"
-                           if values else None)
+            row[header] = (
+                f"{sum(values) / len(values):.2f} ({', '.join(f'{v:.2f}' for v in values)})" if values else None
+            )
         table_rows.append(row)
     return render_markdown_table(table_rows, ["Method", *SUMMARY_METRICS.values()])

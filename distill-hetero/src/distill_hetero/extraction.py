@@ -42,6 +42,7 @@ def capture_hidden_states(model: nn.Module, layers: list[int]):
     def hook_for(layer: int):
         def hook(_module, _inputs, output):
             store[layer] = output[0] if isinstance(output, tuple) else output
+
         return hook
 
     try:
@@ -54,8 +55,9 @@ def capture_hidden_states(model: nn.Module, layers: list[int]):
             handle.remove()
 
 
-def selected_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                    positions: torch.Tensor) -> torch.Tensor:
+def selected_logits(
+    model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, positions: torch.Tensor
+) -> torch.Tensor:
     """Logits ``[n_selected, vocab]`` at the positions where ``positions`` (bool ``[batch, seq]``) is
     true, in row-major order. The LM head runs on those positions only, which saves most of its
     cost when the loss covers the response tokens alone."""

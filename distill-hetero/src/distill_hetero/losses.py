@@ -21,6 +21,7 @@ def register_output_loss(name: str):
     def wrap(fn):
         OUTPUT_LOSSES[name] = fn
         return fn
+
     return wrap
 
 
@@ -28,6 +29,7 @@ def register_intermediate_loss(name: str):
     def wrap(fn):
         INTERMEDIATE_LOSSES[name] = fn
         return fn
+
     return wrap
 
 
@@ -47,8 +49,9 @@ def _log1mexp(log_mass: torch.Tensor) -> torch.Tensor:
     return torch.log1p(-torch.exp(log_mass).clamp(max=1 - 1e-6))
 
 
-def paired_log_probs(student_logits: torch.Tensor, teacher: TeacherDistribution,
-                     temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def paired_log_probs(
+    student_logits: torch.Tensor, teacher: TeacherDistribution, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(log p, log q)`` over one shared support ``[N, K]`` at temperature T: the whole vocabulary,
     or the teacher's top-k tokens plus one bucket holding the rest of the mass (a coarsening of the
     vocabulary, so every KL below is a lower bound of the full-vocabulary one)."""

@@ -28,15 +28,32 @@ def freeze(model):
 
 def student_config(cfg: StudentConfig, tokenizer):
     """A transformers config for the student family, sized by ``cfg``, with the tokenizer's vocabulary."""
-    common = {"vocab_size": len(tokenizer), "bos_token_id": tokenizer.eos_token_id,
-              "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    common = {
+        "vocab_size": len(tokenizer),
+        "bos_token_id": tokenizer.eos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     if cfg.family == "gpt2":
-        return GPT2Config(n_embd=cfg.hidden_size, n_layer=cfg.num_layers, n_head=cfg.num_heads,
-                          n_positions=cfg.max_positions, resid_pdrop=cfg.dropout, embd_pdrop=cfg.dropout,
-                          attn_pdrop=cfg.dropout, **common)
-    sizes = {"hidden_size": cfg.hidden_size, "num_hidden_layers": cfg.num_layers, "num_attention_heads": cfg.num_heads,
-             "num_key_value_heads": cfg.num_heads, "intermediate_size": cfg.intermediate_size,
-             "max_position_embeddings": cfg.max_positions, "tie_word_embeddings": True}
+        return GPT2Config(
+            n_embd=cfg.hidden_size,
+            n_layer=cfg.num_layers,
+            n_head=cfg.num_heads,
+            n_positions=cfg.max_positions,
+            resid_pdrop=cfg.dropout,
+            embd_pdrop=cfg.dropout,
+            attn_pdrop=cfg.dropout,
+            **common,
+        )
+    sizes = {
+        "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_layers,
+        "num_attention_heads": cfg.num_heads,
+        "num_key_value_heads": cfg.num_heads,
+        "intermediate_size": cfg.intermediate_size,
+        "max_position_embeddings": cfg.max_positions,
+        "tie_word_embeddings": True,
+    }
     if cfg.family == "qwen2":
         return Qwen2Config(attention_dropout=cfg.dropout, **sizes, **common)
     if cfg.family == "llama":
@@ -67,8 +84,11 @@ def build_student(cfg: StudentConfig, tokenizer, teacher=None):
     config = student_config(cfg, tokenizer)
     if config is None:
         student = AutoModelForCausalLM.from_pretrained(cfg.family)
-        check_vocabularies(tokenizer, AutoTokenizer.from_pretrained(cfg.family),
-                           student_vocab_size=student.get_input_embeddings().weight.shape[0])
+        check_vocabularies(
+            tokenizer,
+            AutoTokenizer.from_pretrained(cfg.family),
+            student_vocab_size=student.get_input_embeddings().weight.shape[0],
+        )
     else:
         student = AutoModelForCausalLM.from_config(config)
     if cfg.init == "teacher_pca":
@@ -79,4 +99,3 @@ def build_student(cfg: StudentConfig, tokenizer, teacher=None):
         raise ValueError(f"student.init={cfg.init!r} is not one of random, teacher_pca")
     student.train()
     return student
-

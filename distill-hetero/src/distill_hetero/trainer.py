@@ -40,11 +40,13 @@ class TrainResult:
 
 def lr_lambda(warmup: int, total: int):
     """Linear warm-up to the peak, then cosine decay to 10% of it."""
+
     def fn(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         progress = (step - warmup) / max(1, total - warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
     return fn
 
 
@@ -59,22 +61,36 @@ def save_checkpoint(accelerator, output_dir: str | Path, step: int, history: lis
     """``accelerator.save_state`` plus the step and loss history, written atomically."""
     final = Path(output_dir) / "checkpoints" / f"step_{step}"
     return save_state_atomically(
-        accelerator, final, lambda tmp: atomic_write_json(tmp / STATE_FILE, {"step": step, "history": history}))
+        accelerator, final, lambda tmp: atomic_write_json(tmp / STATE_FILE, {"step": step, "history": history})
+    )
 
 
-def train(cfg: RunConfig, teacher, tokenizer, examples: list[Example], teacher_cache: TeacherCache | None = None,
-          accelerator=None, stop_after: int | None = None, progress: bool = True) -> TrainResult:
+def train(
+    cfg: RunConfig,
+    teacher,
+    tokenizer,
+    examples: list[Example],
+    teacher_cache: TeacherCache | None = None,
+    accelerator=None,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> TrainResult:
     """Distil ``teacher`` into a fresh student on ``examples`` for ``cfg.train.steps`` optimizer steps.
 
     ``teacher_cache`` replaces the live teacher forward; ``stop_after`` ends the loop early (as if
     interrupted) after that many steps, which the resume tests use.
     """
-    accelerator = accelerator or build_accelerator(cfg.accelerator, run_name=cfg.name,
-                                                   tracker_config=config_to_dict(cfg), log=progress)
+    accelerator = accelerator or build_accelerator(
+        cfg.accelerator, run_name=cfg.name, tracker_config=config_to_dict(cfg), log=progress
+    )
     seed_everything(cfg.seed)
     student = build_student(cfg.student, tokenizer, teacher)
-    vocab = check_vocabularies(tokenizer, tokenizer, teacher.get_input_embeddings().weight.shape[0],
-                               student.get_input_embeddings().weight.shape[0])
+    vocab = check_vocabularies(
+        tokenizer,
+        tokenizer,
+        teacher.get_input_embeddings().weight.shape[0],
+        student.get_input_embeddings().weight.shape[0],
+    )
     mapping = resolve_mapping(cfg.mapping, num_layers(student), num_layers(teacher)) if cfg.loss.intermediate else []
     distiller = Distiller(student, cfg.loss, mapping, hidden_width(teacher), vocab)
     out_dir = Path(cfg.output_dir)
@@ -119,8 +135,11 @@ def train(cfg: RunConfig, teacher, tokenizer, examples: list[Example], teacher_c
             with accelerator.accumulate(distiller):
                 t_out = None
                 if core.needs_teacher:
-                    t_out = teacher_cache(batch) if teacher_cache is not None else teacher_forward(
-                        teacher, batch, core.teacher_layers, vocab)
+                    t_out = (
+                        teacher_cache(batch)
+                        if teacher_cache is not None
+                        else teacher_forward(teacher, batch, core.teacher_layers, vocab)
+                    )
                 total, parts = distiller(batch, t_out)
                 accelerator.backward(total)
                 if accelerator.sync_gradients and cfg.train.max_grad_norm > 0:
@@ -130,9 +149,13 @@ def train(cfg: RunConfig, teacher, tokenizer, examples: list[Example], teacher_c
             totals.append(total.detach())
             for name, value in parts.items():
                 parts_sum[name] = parts_sum.get(name, 0.0) + value.detach() / accum
-        entry = {"step": step + 1, "loss": float(accelerator.reduce(torch.stack(totals).mean(), "mean")),
-                 "lr": scheduler.get_last_lr()[0], "tokens": tokens * accelerator.num_processes,
-                 "step_time_s": time.perf_counter() - step_start}
+        entry = {
+            "step": step + 1,
+            "loss": float(accelerator.reduce(torch.stack(totals).mean(), "mean")),
+            "lr": scheduler.get_last_lr()[0],
+            "tokens": tokens * accelerator.num_processes,
+            "step_time_s": time.perf_counter() - step_start,
+        }
         scheduler.step()
         entry.update({f"loss/{n}": float(accelerator.reduce(v, "mean")) for n, v in parts_sum.items()})
         entry.update({f"weight/{n}": w for n, w in core.weighting.current().items()})

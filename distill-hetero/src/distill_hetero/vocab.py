@@ -11,8 +11,9 @@ class VocabularyMismatchError(ValueError):
     """Teacher and student tokenizers do not agree token for token."""
 
 
-def check_vocabularies(teacher_tokenizer, student_tokenizer, teacher_vocab_size: int | None = None,
-                       student_vocab_size: int | None = None) -> int:
+def check_vocabularies(
+    teacher_tokenizer, student_tokenizer, teacher_vocab_size: int | None = None, student_vocab_size: int | None = None
+) -> int:
     """Return the shared vocabulary size, or raise naming the first differing tokens.
 
     ``*_vocab_size`` are the models' output sizes (embedding rows), which may be padded beyond the
@@ -26,7 +27,8 @@ def check_vocabularies(teacher_tokenizer, student_tokenizer, teacher_vocab_size:
         raise VocabularyMismatchError(
             f"teacher and student vocabularies differ (teacher {len(teacher_vocab)} tokens, student "
             f"{len(student_vocab)}; only in teacher: {only_t}, only in student: {only_s}, different ids: {moved}). "
-            "Token-level distillation needs the same tokenizer; cross-tokenizer distillation is not implemented.")
+            "Token-level distillation needs the same tokenizer; cross-tokenizer distillation is not implemented."
+        )
     size = len(teacher_vocab)
     for who, rows in (("teacher", teacher_vocab_size), ("student", student_vocab_size)):
         if rows is not None and rows < size:

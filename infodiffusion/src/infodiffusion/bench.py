@@ -44,9 +44,13 @@ def time_training(cfg: InfoDiffusionConfig, artifacts, steps: int, rounds: int =
             for s in range(steps):
                 idx = torch.randint(0, len(artifacts.train_ids), (b,), generator=gen)
                 t, _ = sampler.sample(b, gen)
-                terms = diffusions[kind].training_losses(models[kind], artifacts.train_ids[idx],
-                                                         artifacts.train_mask[idx], t,
-                                                         self_cond=cfg.model.self_conditioning and s % 2 == 0)
+                terms = diffusions[kind].training_losses(
+                    models[kind],
+                    artifacts.train_ids[idx],
+                    artifacts.train_mask[idx],
+                    t,
+                    self_cond=cfg.model.self_conditioning and s % 2 == 0,
+                )
                 terms["loss"].mean().backward()
                 opts[kind].step()
                 opts[kind].zero_grad()
@@ -100,23 +104,28 @@ def steps_to_95(cfg: InfoDiffusionConfig, runs: Path) -> tuple[dict[str, int], s
     return out, source
 
 
-def run_bench(cfg: InfoDiffusionConfig, train_steps: int = 30, sample_n: int = 64,
-              runs: Path = Path("runs/infodiffusion")) -> dict:
+def run_bench(
+    cfg: InfoDiffusionConfig, train_steps: int = 30, sample_n: int = 64, runs: Path = Path("runs/infodiffusion")
+) -> dict:
     artifacts = prepare_artifacts(cfg)
     tr = time_training(cfg, artifacts, train_steps)
     sa = time_sampling(cfg, artifacts, sample_n)
-    lines = [f"model: {cfg.model.num_layers} layers x {cfg.model.hidden_size}, emb {cfg.model.embedding_dim}, "
-             f"vocab {len(artifacts.vocab)}, seq {cfg.data.seq_len}, T={cfg.diffusion.steps}, batch "
-             f"{cfg.train.batch_size}, self-cond {cfg.model.self_conditioning}, torch threads "
-             f"{torch.get_num_threads()}",
-             f"training  steps/s   sqrt {tr['sqrt']:.2f}   info {tr['info']:.2f}   "
-             f"per-step cost info/sqrt {tr['sqrt'] / tr['info']:.3f}x (target <= 1.10x)",
-             f"sampling  samples/s sqrt {sa['sqrt']:.2f}   info {sa['info']:.2f}   "
-             f"per-step cost info/sqrt {sa['sqrt'] / sa['info']:.3f}x (DDIM {cfg.sample.steps} steps, "
-             f"clamp {cfg.sample.clamp})"]
+    lines = [
+        f"model: {cfg.model.num_layers} layers x {cfg.model.hidden_size}, emb {cfg.model.embedding_dim}, "
+        f"vocab {len(artifacts.vocab)}, seq {cfg.data.seq_len}, T={cfg.diffusion.steps}, batch "
+        f"{cfg.train.batch_size}, self-cond {cfg.model.self_conditioning}, torch threads "
+        f"{torch.get_num_threads()}",
+        f"training  steps/s   sqrt {tr['sqrt']:.2f}   info {tr['info']:.2f}   "
+        f"per-step cost info/sqrt {tr['sqrt'] / tr['info']:.3f}x (target <= 1.10x)",
+        f"sampling  samples/s sqrt {sa['sqrt']:.2f}   info {sa['info']:.2f}   "
+        f"per-step cost info/sqrt {sa['sqrt'] / sa['info']:.3f}x (DDIM {cfg.sample.steps} steps, "
+        f"clamp {cfg.sample.clamp})",
+    ]
     s95, source = steps_to_95(cfg, runs)
     for row, (k, final) in s95.items():
-        lines.append(f"reverse steps to 95% of final BLEU  {row:14s} {k:4d} / {cfg.diffusion.steps} "
-                     f"(final BLEU {final:.4f}; {source})")
+        lines.append(
+            f"reverse steps to 95% of final BLEU  {row:14s} {k:4d} / {cfg.diffusion.steps} "
+            f"(final BLEU {final:.4f}; {source})"
+        )
     print("\n".join(lines))
     return {"train_steps_per_s": tr, "sample_samples_per_s": sa, "steps_to_95pct": s95}

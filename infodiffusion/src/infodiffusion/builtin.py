@@ -10,31 +10,104 @@ from __future__ import annotations
 
 import random
 
-NAMES = ["alice", "bob", "carol", "david", "emma", "frank", "grace", "henry", "jack", "kate", "laura", "mark",
-         "nina", "oscar", "paul", "rachel", "sam", "tom", "victor", "anna", "peter", "maria", "john", "lucy"]
-VERBS = [("bought", "bought"), ("painted", "painted"), ("found", "found"), ("sold", "sold"), ("built", "built"),
-         ("cleaned", "cleaned"), ("fixed", "fixed"), ("washed", "washed"), ("moved", "moved"), ("opened", "opened"),
-         ("took", "taken"), ("saw", "seen"), ("stole", "stolen"), ("drew", "drawn"), ("broke", "broken"),
-         ("hid", "hidden"), ("gave", "given"), ("wrote", "written")]
+NAMES = [
+    "alice",
+    "bob",
+    "carol",
+    "david",
+    "emma",
+    "frank",
+    "grace",
+    "henry",
+    "jack",
+    "kate",
+    "laura",
+    "mark",
+    "nina",
+    "oscar",
+    "paul",
+    "rachel",
+    "sam",
+    "tom",
+    "victor",
+    "anna",
+    "peter",
+    "maria",
+    "john",
+    "lucy",
+]
+VERBS = [
+    ("bought", "bought"),
+    ("painted", "painted"),
+    ("found", "found"),
+    ("sold", "sold"),
+    ("built", "built"),
+    ("cleaned", "cleaned"),
+    ("fixed", "fixed"),
+    ("washed", "washed"),
+    ("moved", "moved"),
+    ("opened", "opened"),
+    ("took", "taken"),
+    ("saw", "seen"),
+    ("stole", "stolen"),
+    ("drew", "drawn"),
+    ("broke", "broken"),
+    ("hid", "hidden"),
+    ("gave", "given"),
+    ("wrote", "written"),
+]
 ADJECTIVES = ["red", "blue", "green", "yellow", "black", "white", "old", "new", "small", "big", "heavy", "cheap"]
-OBJECTS = ["car", "house", "chair", "table", "box", "door", "boat", "bike", "book", "lamp", "window", "clock",
-           "bag", "hat", "desk", "piano", "letter", "map"]
-PLACES = ["paris", "london", "tokyo", "berlin", "rome", "madrid", "boston", "chicago", "dublin", "vienna",
-          "oslo", "cairo", "lima", "sydney"]
+OBJECTS = [
+    "car",
+    "house",
+    "chair",
+    "table",
+    "box",
+    "door",
+    "boat",
+    "bike",
+    "book",
+    "lamp",
+    "window",
+    "clock",
+    "bag",
+    "hat",
+    "desk",
+    "piano",
+    "letter",
+    "map",
+]
+PLACES = [
+    "paris",
+    "london",
+    "tokyo",
+    "berlin",
+    "rome",
+    "madrid",
+    "boston",
+    "chicago",
+    "dublin",
+    "vienna",
+    "oslo",
+    "cairo",
+    "lima",
+    "sydney",
+]
 DAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 TEMPLATES = [
-    ("{name} {verb} the {adj} {obj} in {place} on {day} .",
-     "on {day} , the {adj} {obj} was {pp} by {name} in {place} ."),
-    ("the {adj} {obj} was {pp} by {name} in {place} .",
-     "in {place} , {name} {verb} the {adj} {obj} ."),
-    ("on {day} {name} {verb} the {obj} .",
-     "the {obj} was {pp} by {name} on {day} ."),
+    (
+        "{name} {verb} the {adj} {obj} in {place} on {day} .",
+        "on {day} , the {adj} {obj} was {pp} by {name} in {place} .",
+    ),
+    ("the {adj} {obj} was {pp} by {name} in {place} .", "in {place} , {name} {verb} the {adj} {obj} ."),
+    ("on {day} {name} {verb} the {obj} .", "the {obj} was {pp} by {name} on {day} ."),
 ]
 
 
-def builtin_pairs(split: str, n_train: int = 4000, n_valid: int = 200, n_test: int = 200,
-                  seed: int = 1234) -> list[dict[str, str]]:
+def builtin_pairs(
+    split: str, n_train: int = 4000, n_valid: int = 200, n_test: int = 200, seed: int = 1234
+) -> list[dict[str, str]]:
     """Deterministic pairs; the splits have disjoint sources."""
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     if split not in sizes:
@@ -46,8 +119,15 @@ def builtin_pairs(split: str, n_train: int = 4000, n_valid: int = 200, n_test: i
         while len(out[name]) < sizes[name]:
             src_t, trg_t = TEMPLATES[rng.randrange(len(TEMPLATES))]
             verb, pp = rng.choice(VERBS)
-            slots = {"name": rng.choice(NAMES), "verb": verb, "pp": pp, "adj": rng.choice(ADJECTIVES),
-                     "obj": rng.choice(OBJECTS), "place": rng.choice(PLACES), "day": rng.choice(DAYS)}
+            slots = {
+                "name": rng.choice(NAMES),
+                "verb": verb,
+                "pp": pp,
+                "adj": rng.choice(ADJECTIVES),
+                "obj": rng.choice(OBJECTS),
+                "place": rng.choice(PLACES),
+                "day": rng.choice(DAYS),
+            }
             src = src_t.format(**slots)
             if src in seen:
                 continue

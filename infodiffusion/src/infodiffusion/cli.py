@@ -24,8 +24,10 @@ def _default_path() -> str | None:
 def build_parser() -> argparse.ArgumentParser:
     from shared_utils.config import add_config_arguments
 
-    parser = argparse.ArgumentParser(prog="infodiffusion", description="InfoDiffusion: information-entropy-aware "
-                                     "text diffusion (Wang, Li & Li, Findings of EMNLP 2023)")
+    parser = argparse.ArgumentParser(
+        prog="infodiffusion",
+        description="InfoDiffusion: information-entropy-aware text diffusion (Wang, Li & Li, Findings of EMNLP 2023)",
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
     commands = {
@@ -33,12 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
         "sample": "generate candidates for the evaluation split with a trained run",
         "eval": "score a samples.jsonl (six metrics with MBR)",
         "bench": "training steps/s, sampling samples/s and reverse steps to 95 percent of the final BLEU: "
-                 "info vs sqrt schedule",
+        "info vs sqrt schedule",
         "reproduce": "the four-row default reproduction into results/infodiffusion/",
     }
     for name, help_text in commands.items():
-        p = sub.add_parser(name, help=help_text, description=help_text,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
         add_config_arguments(p, InfoDiffusionConfig, _default_path())
         if name in ("sample", "eval"):
             p.add_argument("--run", help="trained run folder (default: output_dir)")
@@ -50,8 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--runs", default="runs/infodiffusion", help="where the rows' runs go")
             p.add_argument("--readme", default=str(PACKAGE_ROOT / "README.md"), help="README to update")
             p.add_argument("--rows", default="", help="comma-separated subset of rows")
-            p.add_argument("--reuse-runs", action="store_true",
-                           help="re-sample/re-score runs already trained with the same training settings")
+            p.add_argument(
+                "--reuse-runs",
+                action="store_true",
+                help="re-sample/re-score runs already trained with the same training settings",
+            )
         if name == "bench":
             p.add_argument("--bench-steps", type=int, default=30, help="timed training steps per schedule")
     return parser
@@ -90,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(args.samples or Path(run) / "samples.jsonl")
         records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         metrics = score_records(records, cfg)
-        write_results(args.metrics_out or Path(run) / "metrics.json", metrics, config=cfg,
-                      extra={"samples": str(path)})
+        write_results(args.metrics_out or Path(run) / "metrics.json", metrics, config=cfg, extra={"samples": str(path)})
         print(json.dumps(metrics, indent=2))
     elif args.command == "bench":
         from infodiffusion.bench import run_bench

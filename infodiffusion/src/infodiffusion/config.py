@@ -25,24 +25,31 @@ class DiffusionConfig:
     steps: int = field(default=500, metadata={"help": "number of diffusion steps T (paper: 2000)"})
     schedule: str = field(default="info", metadata={"help": "sqrt (DiffuSeq) | linear (abar=1-t/T) | info"})
     info_lambda: float = field(default=0.5, metadata={"help": "lambda of the information schedule"})
-    info_score: str = field(default="self_information",
-                            metadata={"help": "self_information (-log p(w)) | tfidf: word information score"})
-    sample_schedule: str = field(default="predicted",
-                                 metadata={"help": "predicted: per-token schedule from argmax words of x0-hat "
-                                                   "while sampling | none: base schedule (lambda=0) at sampling"})
+    info_score: str = field(
+        default="self_information", metadata={"help": "self_information (-log p(w)) | tfidf: word information score"}
+    )
+    sample_schedule: str = field(
+        default="predicted",
+        metadata={
+            "help": "predicted: per-token schedule from argmax words of x0-hat "
+            "while sampling | none: base schedule (lambda=0) at sampling"
+        },
+    )
     eps: float = field(default=1e-4, metadata={"help": "abar is clipped to [eps, 1-eps]"})
 
 
 @dataclass
 class DataConfig:
-    dataset: str = field(default="builtin",
-                         metadata={"help": "builtin | a folder with train/valid/test .jsonl | a hub id"})
+    dataset: str = field(
+        default="builtin", metadata={"help": "builtin | a folder with train/valid/test .jsonl | a hub id"}
+    )
     train_split: str = field(default="train", metadata={"help": "split used for training"})
     eval_split: str = field(default="test", metadata={"help": "split used for evaluation"})
     tokenizer: str = field(default="minilm-l6", metadata={"help": "tokenizer (embedded alias, folder or hub id)"})
     seq_len: int = field(default=40, metadata={"help": "length of src [SEP] trg (paper: 128)"})
-    restrict_vocab: bool = field(default=True,
-                                 metadata={"help": "output vocabulary = tokens seen in the training data"})
+    restrict_vocab: bool = field(
+        default=True, metadata={"help": "output vocabulary = tokens seen in the training data"}
+    )
     max_train: int = field(default=0, metadata={"help": "use at most this many training pairs (0: all)"})
     max_eval: int = field(default=100, metadata={"help": "evaluate on at most this many pairs (0: all)"})
 
@@ -70,8 +77,13 @@ class TrainConfig:
 class SampleConfig:
     method: str = field(default="ddim", metadata={"help": "ddim (respaced) | ddpm (all T steps)"})
     steps: int = field(default=50, metadata={"help": "reverse steps for ddim"})
-    clamp: bool = field(default=False, metadata={"help": "round x0-hat to the nearest embedding at each step "
-                                                          "(DiffuSeq's clamping; lowered BLEU here, see README)"})
+    clamp: bool = field(
+        default=False,
+        metadata={
+            "help": "round x0-hat to the nearest embedding at each step "
+            "(DiffuSeq's clamping; lowered BLEU here, see README)"
+        },
+    )
     batch_size: int = field(default=256, metadata={"help": "sequences per forward pass"})
     candidates: int = field(default=10, metadata={"help": "samples per source (MBR over them)"})
     use_ema: bool = field(default=True, metadata={"help": "sample with the EMA weights"})

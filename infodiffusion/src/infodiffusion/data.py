@@ -120,6 +120,7 @@ class VocabMap:
 
 def tokenize_pairs(pairs: list[dict[str, str]], tokenizer) -> datasets.Dataset:
     """``datasets.map`` tokenisation (batched) into full-vocabulary ``src_tok``/``trg_tok``."""
+
     def encode(batch):
         src = tokenizer(batch["src"], add_special_tokens=False)["input_ids"]
         trg = tokenizer(batch["trg"], add_special_tokens=False)["input_ids"]

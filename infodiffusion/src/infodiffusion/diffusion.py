@@ -110,8 +110,9 @@ class TimestepSampler:
 class TextDiffusion:
     """Schedule + information scores: losses for training and the reverse process for sampling."""
 
-    def __init__(self, schedule: NoiseSchedule, info: InformationScores | None = None,
-                 sample_schedule: str = "predicted"):
+    def __init__(
+        self, schedule: NoiseSchedule, info: InformationScores | None = None, sample_schedule: str = "predicted"
+    ):
         if schedule.per_token and info is None:
             raise ValueError("the info schedule needs InformationScores")
         if sample_schedule not in ("predicted", "none"):
@@ -129,8 +130,14 @@ class TextDiffusion:
         return self.info.normalised(ids, target_mask)
 
     # ------------------------------------------------------------------ training
-    def training_losses(self, model: DiffusionTransformer, ids: torch.Tensor, target_mask: torch.Tensor,
-                        t: torch.Tensor, self_cond: bool = False) -> dict[str, torch.Tensor]:
+    def training_losses(
+        self,
+        model: DiffusionTransformer,
+        ids: torch.Tensor,
+        target_mask: torch.Tensor,
+        t: torch.Tensor,
+        self_cond: bool = False,
+    ) -> dict[str, torch.Tensor]:
         """Per-sequence loss terms [B]; ``self_cond`` runs the no-grad first pass (p = 0.5 outside)."""
         core = getattr(model, "module", model)
         e = self.token_info(ids, target_mask)
@@ -163,8 +170,9 @@ class TextDiffusion:
         ids = dist.argmin(-1)
         return ids, core.embed(ids)
 
-    def sampling_info(self, core: DiffusionTransformer, x0_hat: torch.Tensor, ids: torch.Tensor | None,
-                      target_mask: torch.Tensor) -> torch.Tensor | None:
+    def sampling_info(
+        self, core: DiffusionTransformer, x0_hat: torch.Tensor, ids: torch.Tensor | None, target_mask: torch.Tensor
+    ) -> torch.Tensor | None:
         """e for the reverse step: from the argmax words of x̂₀ (option ``none``: e = 0)."""
         if not self.schedule.per_token:
             return None
@@ -175,9 +183,17 @@ class TextDiffusion:
         return self.info.normalised(ids, target_mask)
 
     @torch.no_grad()
-    def sample(self, model: DiffusionTransformer, src_ids: torch.Tensor, target_mask: torch.Tensor,
-               noise_fn, method: str = "ddim", steps: int | None = None, clamp: bool = True,
-               record: bool = False) -> dict:
+    def sample(
+        self,
+        model: DiffusionTransformer,
+        src_ids: torch.Tensor,
+        target_mask: torch.Tensor,
+        noise_fn,
+        method: str = "ddim",
+        steps: int | None = None,
+        clamp: bool = True,
+        record: bool = False,
+    ) -> dict:
         """Reverse process from x_T ~ N(0, I) on target positions; the source is re-imposed each step.
 
         ``src_ids`` [B, L] holds the source ids (target positions arbitrary); ``noise_fn(shape)``

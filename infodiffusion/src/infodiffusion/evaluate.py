@@ -20,9 +20,15 @@ def load_model(run_dir: str | Path, use_ema: bool = True) -> DiffusionTransforme
     return DiffusionTransformer.from_pretrained(Path(run_dir) / ("ema" if use_ema else "model"))
 
 
-def sample_run(cfg: InfoDiffusionConfig, run_dir: str | Path, accelerator=None, n_candidates: int | None = None,
-               sample_cfg: SampleConfig | None = None, record: bool = False,
-               artifacts: RunArtifacts | None = None) -> list[dict]:
+def sample_run(
+    cfg: InfoDiffusionConfig,
+    run_dir: str | Path,
+    accelerator=None,
+    n_candidates: int | None = None,
+    sample_cfg: SampleConfig | None = None,
+    record: bool = False,
+    artifacts: RunArtifacts | None = None,
+) -> list[dict]:
     """Candidates for the evaluation split: dicts with source/candidate/seed/src/ref/hyp."""
     from accelerate import PartialState
 
@@ -35,18 +41,27 @@ def sample_run(cfg: InfoDiffusionConfig, run_dir: str | Path, accelerator=None, 
     ids, mask = artifacts.encode(pairs, cfg.data.seq_len)
     n = n_candidates or sample_cfg.candidates
     results = generate_distributed(state, model, artifacts.diffusion, ids, mask, sample_cfg, cfg.seed, n, record)
-    texts = decode(torch.stack([r["ids"] for r in results]), mask[[r["source"] for r in results]],
-                   artifacts.vocab, artifacts.tokenizer)
+    texts = decode(
+        torch.stack([r["ids"] for r in results]),
+        mask[[r["source"] for r in results]],
+        artifacts.vocab,
+        artifacts.tokenizer,
+    )
     # references go through the same tokenise -> decode path as the hypotheses (as in DiffuSeq)
     refs = decode(ids, mask, artifacts.vocab, artifacts.tokenizer)
     records = []
     for r, text in zip(results, texts):
-        rec = {"source": r["source"], "candidate": r["candidate"], "seed": r["seed"],
-               "src": pairs[r["source"]]["src"], "ref": refs[r["source"]], "hyp": text}
+        rec = {
+            "source": r["source"],
+            "candidate": r["candidate"],
+            "seed": r["seed"],
+            "src": pairs[r["source"]]["src"],
+            "ref": refs[r["source"]],
+            "hyp": text,
+        }
         if record:
             steps = r["trajectory"]
-            rec["trajectory"] = decode(steps, mask[r["source"]].expand_as(steps), artifacts.vocab,
-                                       artifacts.tokenizer)
+            rec["trajectory"] = decode(steps, mask[r["source"]].expand_as(steps), artifacts.vocab, artifacts.tokenizer)
         records.append(rec)
     return records
 
@@ -79,8 +94,9 @@ def score_records(records: list[dict], cfg: InfoDiffusionConfig, scorer: BertSco
 def bleu_curve(records: list[dict]) -> list[float]:
     """Mean BLEU of the x̂₀ decoded after each reverse step (records with a trajectory)."""
     n_steps = len(records[0]["trajectory"])
-    return [corpus_sentence_bleu([r["trajectory"][k] for r in records], [r["ref"] for r in records])
-            for k in range(n_steps)]
+    return [
+        corpus_sentence_bleu([r["trajectory"][k] for r in records], [r["ref"] for r in records]) for k in range(n_steps)
+    ]
 
 
 def steps_to_fraction(curve: list[float], fraction: float = 0.95) -> int:
@@ -91,5 +107,8 @@ def steps_to_fraction(curve: list[float], fraction: float = 0.95) -> int:
 
 
 def summarise_curve(curve: list[float], grid: int) -> dict:
-    return {"bleu_by_step": [float(np.round(v, 5)) for v in curve], "reverse_steps": grid,
-            "steps_to_95pct": steps_to_fraction(curve, 0.95)}
+    return {
+        "bleu_by_step": [float(np.round(v, 5)) for v in curve],
+        "reverse_steps": grid,
+        "steps_to_95pct": steps_to_fraction(curve, 0.95),
+    }

@@ -40,8 +40,13 @@ class InformationScores:
         self.is_special = is_special
 
     @classmethod
-    def from_targets(cls, targets: Iterable[Sequence[int]], vocab_size: int, special_ids: Sequence[int],
-                     kind: str = "self_information") -> InformationScores:
+    def from_targets(
+        cls,
+        targets: Iterable[Sequence[int]],
+        vocab_size: int,
+        special_ids: Sequence[int],
+        kind: str = "self_information",
+    ) -> InformationScores:
         """Count the training targets (lists of token ids, specials ignored) and build H."""
         specials = set(int(i) for i in special_ids)
         counts = torch.zeros(vocab_size, dtype=torch.float64)

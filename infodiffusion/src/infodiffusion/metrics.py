@@ -51,8 +51,11 @@ def dist_1(texts: Sequence[str]) -> float:
 
 def self_bleu(candidates: Sequence[str]) -> float:
     """Mean BLEU over pairs (i < j) of candidates of one source (lower = more diverse)."""
-    scores = [sentence_bleu4(candidates[i], candidates[j])
-              for i in range(len(candidates)) for j in range(i + 1, len(candidates))]
+    scores = [
+        sentence_bleu4(candidates[i], candidates[j])
+        for i in range(len(candidates))
+        for j in range(i + 1, len(candidates))
+    ]
     return float(np.mean(scores)) if scores else 0.0
 
 
@@ -66,8 +69,7 @@ def mbr_select(candidates: Sequence[str]) -> int:
     """Index of the minimum-Bayes-risk candidate: max summed BLEU against the others."""
     if not candidates:
         raise ValueError("mbr_select needs at least one candidate")
-    scores = [sum(sentence_bleu4(c, o) for j, o in enumerate(candidates) if j != i)
-              for i, c in enumerate(candidates)]
+    scores = [sum(sentence_bleu4(c, o) for j, o in enumerate(candidates) if j != i) for i, c in enumerate(candidates)]
     return int(np.argmax(scores))
 
 
@@ -104,12 +106,17 @@ class BertScorer:
     def embed(self, texts: Sequence[str]) -> list[torch.Tensor]:
         out = []
         for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(list(texts[start:start + self.batch_size]), return_tensors="pt", padding=True,
-                                   truncation=True, max_length=256).to(self.device)
+            batch = self.tokenizer(
+                list(texts[start : start + self.batch_size]),
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=256,
+            ).to(self.device)
             hidden = self.model(**batch, output_hidden_states=True).hidden_states[self.layer]
             lengths = batch["attention_mask"].sum(1)
             for h, n in zip(hidden, lengths.tolist()):
-                out.append(h[1:n - 1].cpu())
+                out.append(h[1 : n - 1].cpu())
         return out
 
     def f1(self, hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -123,8 +130,13 @@ def _check_lengths(hypotheses: Sequence[str], references: Sequence[str]) -> None
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
 
 
-def evaluate_candidates(candidates: Sequence[Sequence[str]], references: Sequence[str], scorer: BertScorer | None,
-                        n_quality: int = 10, n_diversity: int = 3) -> dict[str, float]:
+def evaluate_candidates(
+    candidates: Sequence[Sequence[str]],
+    references: Sequence[str],
+    scorer: BertScorer | None,
+    n_quality: int = 10,
+    n_diversity: int = 3,
+) -> dict[str, float]:
     """The six DiffuSeq metrics: quality on the MBR pick of the first ``n_quality`` candidates,
     Dist-1 on those picks, Self-BLEU and Div-4 over the first ``n_diversity`` candidates."""
     _check_lengths(candidates, references)
@@ -132,10 +144,13 @@ def evaluate_candidates(candidates: Sequence[Sequence[str]], references: Sequenc
         if len(cands) < max(n_quality, n_diversity):
             raise ValueError(f"source {i} has {len(cands)} candidates, need {max(n_quality, n_diversity)}")
     picks = [c[mbr_select(c[:n_quality])] for c in candidates]
-    metrics = {"bleu": corpus_sentence_bleu(picks, references), "rouge_l": rouge_l(picks, references),
-               "dist_1": dist_1(picks),
-               "self_bleu": float(np.mean([self_bleu(c[:n_diversity]) for c in candidates])),
-               "div_4": float(np.mean([div_4(c[:n_diversity]) for c in candidates]))}
+    metrics = {
+        "bleu": corpus_sentence_bleu(picks, references),
+        "rouge_l": rouge_l(picks, references),
+        "dist_1": dist_1(picks),
+        "self_bleu": float(np.mean([self_bleu(c[:n_diversity]) for c in candidates])),
+        "div_4": float(np.mean([div_4(c[:n_diversity]) for c in candidates])),
+    }
     if scorer is not None:
         metrics["bertscore"] = scorer.f1(picks, references)
     return metrics

@@ -49,10 +49,16 @@ class DiffusionTransformer(nn.Module):
         self.position_embedding = nn.Embedding(seq_len, h)
         self.layer_norm = nn.LayerNorm(h, eps=1e-12)
         self.dropout = nn.Dropout(config.dropout)
-        bert = BertConfig(hidden_size=h, num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads,
-                          intermediate_size=config.intermediate_size, hidden_dropout_prob=config.dropout,
-                          attention_probs_dropout_prob=config.dropout, max_position_embeddings=seq_len,
-                          vocab_size=1)
+        bert = BertConfig(
+            hidden_size=h,
+            num_hidden_layers=config.num_layers,
+            num_attention_heads=config.num_heads,
+            intermediate_size=config.intermediate_size,
+            hidden_dropout_prob=config.dropout,
+            attention_probs_dropout_prob=config.dropout,
+            max_position_embeddings=seq_len,
+            vocab_size=1,
+        )
         bert._attn_implementation = "sdpa"
         self.encoder = BertEncoder(bert)
         self.output_down_proj = nn.Sequential(nn.Linear(h, h), nn.Tanh(), nn.Linear(h, d))
@@ -65,8 +71,7 @@ class DiffusionTransformer(nn.Module):
         """Rounding head tied to the embedding: x [.., d] -> [.., V]."""
         return x @ self.word_embedding.weight.t()
 
-    def build_input(self, x_t: torch.Tensor, target_mask: torch.Tensor,
-                    self_cond: torch.Tensor | None) -> torch.Tensor:
+    def build_input(self, x_t: torch.Tensor, target_mask: torch.Tensor, self_cond: torch.Tensor | None) -> torch.Tensor:
         """[x_t ; x̂₀_prev], the self-conditioning channel zero at source positions and when absent."""
         if not self.config.self_conditioning:
             return x_t
@@ -76,8 +81,9 @@ class DiffusionTransformer(nn.Module):
             cond = torch.where(target_mask.bool().unsqueeze(-1), self_cond, torch.zeros_like(self_cond))
         return torch.cat([x_t, cond], dim=-1)
 
-    def forward(self, x_t: torch.Tensor, t: torch.Tensor, target_mask: torch.Tensor,
-                self_cond: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x_t: torch.Tensor, t: torch.Tensor, target_mask: torch.Tensor, self_cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Predict x̂₀ [B, L, d] from x_t [B, L, d] at steps t [B]."""
         h = self.input_up_proj(self.build_input(x_t, target_mask, self_cond))
         positions = torch.arange(x_t.shape[1], device=x_t.device)

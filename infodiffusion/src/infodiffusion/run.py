@@ -58,11 +58,13 @@ def prepare_artifacts(cfg: InfoDiffusionConfig, save_to: str | Path | None = Non
     tokenizer = load_tokenizer(cfg.data.tokenizer)
     pairs = load_pairs(cfg.data.dataset, cfg.data.train_split, cfg.data.max_train)
     tokenized = tokenize_pairs(pairs, tokenizer)
-    vocab = VocabMap.build(tokenizer, [s + t for s, t in zip(tokenized["src_tok"], tokenized["trg_tok"])],
-                           restrict=cfg.data.restrict_vocab)
+    vocab = VocabMap.build(
+        tokenizer, [s + t for s, t in zip(tokenized["src_tok"], tokenized["trg_tok"])], restrict=cfg.data.restrict_vocab
+    )
     ids, mask = as_tensors(pack_dataset(tokenized, vocab, cfg.data.seq_len))
-    info = InformationScores.from_targets(target_tokens(ids, mask), len(vocab), vocab.special_ids,
-                                          cfg.diffusion.info_score)
+    info = InformationScores.from_targets(
+        target_tokens(ids, mask), len(vocab), vocab.special_ids, cfg.diffusion.info_score
+    )
     artifacts = RunArtifacts(tokenizer, vocab, info, build_diffusion(cfg, info), ids, mask)
     if save_to is not None:
         artifacts.save(save_to)

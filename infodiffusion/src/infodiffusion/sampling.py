@@ -36,9 +36,19 @@ def source_ids(ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def generate(model: DiffusionTransformer, diffusion: TextDiffusion, ids: torch.Tensor, target_mask: torch.Tensor,
-             cfg: SampleConfig, seed: int, n_candidates: int, rank: int = 0, world: int = 1,
-             record: bool = False, progress: bool = True) -> list[dict]:
+def generate(
+    model: DiffusionTransformer,
+    diffusion: TextDiffusion,
+    ids: torch.Tensor,
+    target_mask: torch.Tensor,
+    cfg: SampleConfig,
+    seed: int,
+    n_candidates: int,
+    rank: int = 0,
+    world: int = 1,
+    record: bool = False,
+    progress: bool = True,
+) -> list[dict]:
     """This process's share of the jobs: dicts with source, candidate, seed, ids (and trajectory)."""
     model.eval()
     device = next(model.parameters()).device
@@ -46,12 +56,20 @@ def generate(model: DiffusionTransformer, diffusion: TextDiffusion, ids: torch.T
     results = []
     batches = range(0, len(jobs), cfg.batch_size)
     for start in tqdm(batches, disable=not progress, desc="sample"):
-        chunk = jobs[start:start + cfg.batch_size]
+        chunk = jobs[start : start + cfg.batch_size]
         rows = torch.tensor([i for i, _ in chunk])
         seeds = [candidate_seed(seed, i, j, n_candidates) for i, j in chunk]
         mask = target_mask[rows].to(device)
-        out = diffusion.sample(model, source_ids(ids[rows], target_mask[rows]).to(device), mask, SeededNoise(seeds),
-                               method=cfg.method, steps=cfg.steps, clamp=cfg.clamp, record=record)
+        out = diffusion.sample(
+            model,
+            source_ids(ids[rows], target_mask[rows]).to(device),
+            mask,
+            SeededNoise(seeds),
+            method=cfg.method,
+            steps=cfg.steps,
+            clamp=cfg.clamp,
+            record=record,
+        )
         for k, (i, j) in enumerate(chunk):
             item = {"source": i, "candidate": j, "seed": seeds[k], "ids": out["ids"][k].cpu()}
             if record:
@@ -60,13 +78,33 @@ def generate(model: DiffusionTransformer, diffusion: TextDiffusion, ids: torch.T
     return results
 
 
-def generate_distributed(accelerator, model, diffusion, ids, target_mask, cfg: SampleConfig, seed: int,
-                         n_candidates: int, record: bool = False) -> list[dict]:
+def generate_distributed(
+    accelerator,
+    model,
+    diffusion,
+    ids,
+    target_mask,
+    cfg: SampleConfig,
+    seed: int,
+    n_candidates: int,
+    record: bool = False,
+) -> list[dict]:
     """All processes generate their share; every process gets the full, de-duplicated, sorted list."""
     from accelerate.utils import gather_object
 
-    mine = generate(model, diffusion, ids, target_mask, cfg, seed, n_candidates, accelerator.process_index,
-                    accelerator.num_processes, record, progress=accelerator.is_local_main_process)
+    mine = generate(
+        model,
+        diffusion,
+        ids,
+        target_mask,
+        cfg,
+        seed,
+        n_candidates,
+        accelerator.process_index,
+        accelerator.num_processes,
+        record,
+        progress=accelerator.is_local_main_process,
+    )
     everything = gather_object(mine) if accelerator.num_processes > 1 else mine
     unique = {(r["source"], r["candidate"]): r for r in everything}
     if len(unique) != len(everything):

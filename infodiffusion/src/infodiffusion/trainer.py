@@ -75,6 +75,7 @@ def lr_lambda(warmup: int, total: int):
         if step < warmup:
             return (step + 1) / warmup
         return max(0.0, (total - step) / max(1, total - warmup))
+
     return factor
 
 
@@ -96,13 +97,21 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
     out = Path(cfg.output_dir)
     os.environ.setdefault("WANDB_DIR", str(out))
     accelerator = build_accelerator(
-        AcceleratorConfig(mixed_precision=tc.mixed_precision, gradient_accumulation_steps=tc.grad_accum,
-                          tracker=tc.tracker, cpu=not torch.cuda.is_available()),
-        run_name=out.name, tracker_config=_flat(cfg))
+        AcceleratorConfig(
+            mixed_precision=tc.mixed_precision,
+            gradient_accumulation_steps=tc.grad_accum,
+            tracker=tc.tracker,
+            cpu=not torch.cuda.is_available(),
+        ),
+        run_name=out.name,
+        tracker_config=_flat(cfg),
+    )
     world = accelerator.num_processes
     if tc.batch_size % (world * tc.grad_accum):
-        raise ValueError(f"train.batch_size={tc.batch_size} must be divisible by processes ({world}) x "
-                         f"train.grad_accum ({tc.grad_accum})")
+        raise ValueError(
+            f"train.batch_size={tc.batch_size} must be divisible by processes ({world}) x "
+            f"train.grad_accum ({tc.grad_accum})"
+        )
     micro = tc.batch_size // (world * tc.grad_accum)
 
     seed_everything(cfg.seed)
@@ -132,8 +141,8 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
         terms_sum = {}
         for a in range(tc.grad_accum):
             lo = (a * world + accelerator.process_index) * micro
-            ids = ids_all[idx[lo:lo + micro]].to(device)
-            mask = mask_all[idx[lo:lo + micro]].to(device)
+            ids = ids_all[idx[lo : lo + micro]].to(device)
+            mask = mask_all[idx[lo : lo + micro]].to(device)
             t, weights = sampler.sample(len(ids))
             t, weights = t.to(device), weights.to(device)
             use_sc = cfg.model.self_conditioning and bool(torch.rand(()) < tc.self_cond_prob)
@@ -162,12 +171,19 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
     bar.close()
     elapsed = time.time() - start
     save_checkpoint(accelerator, out / "checkpoints" / f"step_{progress.step}", model, ema)
-    summary = {"steps": progress.step, "world_size": world, "micro_batch": micro, "train_time_s": elapsed,
-               "steps_per_s": (tc.steps - _resumed_from(tc.resume)) / max(elapsed, 1e-9), "loss_history": history}
+    summary = {
+        "steps": progress.step,
+        "world_size": world,
+        "micro_batch": micro,
+        "train_time_s": elapsed,
+        "steps_per_s": (tc.steps - _resumed_from(tc.resume)) / max(elapsed, 1e-9),
+        "loss_history": history,
+    }
     if accelerator.is_main_process:
         core.save_pretrained(out / "model")
         core.save_pretrained(out / "ema", ema.state_dict())
         from shared_utils.results import atomic_write_json
+
         atomic_write_json(out / "train_summary.json", summary)
     accelerator.wait_for_everyone()
     accelerator.end_training()
@@ -193,4 +209,3 @@ def _flat(cfg) -> dict:
         else:
             flat[section] = values
     return json.loads(json.dumps(flat, default=str)) if flat else {}
-

@@ -45,11 +45,17 @@ def check_target_modules(model: torch.nn.Module, targets: list[str] | None) -> d
     resolved = {t: [n for n in names if _matches(n, t)] for t in targets}
     missing = [t for t, found in resolved.items() if not found]
     if missing:
-        leaves = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                         if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"})
+        leaves = sorted(
+            {
+                n.rsplit(".", 1)[-1]
+                for n, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D"
+            }
+        )
         raise TargetModulesError(
             f"peft.target_modules {missing} match no module of {type(model).__name__}; "
-            f"its linear layers are named: {', '.join(leaves)}")
+            f"its linear layers are named: {', '.join(leaves)}"
+        )
     return resolved
 
 
@@ -58,14 +64,22 @@ def build_peft_config(settings: PeftSettings) -> Any:
 
     method = settings.method
     if method == "lora":
-        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=settings.r, lora_alpha=settings.lora_alpha,
-                          lora_dropout=settings.lora_dropout, target_modules=settings.target_modules,
-                          layers_to_transform=settings.layers_to_transform)
+        return LoraConfig(
+            task_type=TaskType.CAUSAL_LM,
+            r=settings.r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=settings.target_modules,
+            layers_to_transform=settings.layers_to_transform,
+        )
     if method == "ia3":
         if settings.layers_to_transform is not None:
             raise ValueError("peft.layers_to_transform is not supported by IA3 in peft; leave it unset")
-        return IA3Config(task_type=TaskType.CAUSAL_LM, target_modules=settings.target_modules,
-                         feedforward_modules=settings.feedforward_modules)
+        return IA3Config(
+            task_type=TaskType.CAUSAL_LM,
+            target_modules=settings.target_modules,
+            feedforward_modules=settings.feedforward_modules,
+        )
     if method == "prompt_tuning":
         return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=settings.num_virtual_tokens)
     if method == "prefix_tuning":
@@ -99,9 +113,11 @@ def wrap_model(model: torch.nn.Module, settings: PeftSettings) -> torch.nn.Modul
     if settings.method in ("lora", "ia3"):
         wrapped = adapted_module_names(peft_model)
         if not wrapped:
-            raise TargetModulesError(f"peft.method={settings.method} attached no adapter layer "
-                                     f"(target_modules={settings.target_modules}, "
-                                     f"layers_to_transform={settings.layers_to_transform})")
+            raise TargetModulesError(
+                f"peft.method={settings.method} attached no adapter layer "
+                f"(target_modules={settings.target_modules}, "
+                f"layers_to_transform={settings.layers_to_transform})"
+            )
         leaves = sorted({n.rsplit(".", 1)[-1] for n in wrapped})
         logger.info("%s on %d modules (%s)", settings.method, len(wrapped), ", ".join(leaves))
     trainable = sum(p.numel() for p in peft_model.parameters() if p.requires_grad)
@@ -119,8 +135,10 @@ def is_peft(model: torch.nn.Module) -> bool:
 def adapter_disabled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     """The base model's view of a peft model (peft's ``disable_adapter``), no copy made."""
     if not is_peft(model):
-        raise TypeError("adapter_disabled needs a peft model; a fully fine-tuned model has no base view "
-                        "(measure it before training)")
+        raise TypeError(
+            "adapter_disabled needs a peft model; a fully fine-tuned model has no base view "
+            "(measure it before training)"
+        )
     with model.disable_adapter():
         yield model
 

@@ -26,8 +26,9 @@ from semantic_peft.semantic import input_embedding, measure_distances, target_em
 from shared_utils.seeding import seed_everything
 
 
-def _step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Encoded,
-          reweight: ReweightConfig | None) -> float:
+def _step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: Encoded, reweight: ReweightConfig | None
+) -> float:
     start = time.perf_counter()
     logits, _ = forward(model, batch)
     loss, _ = knowledge_loss(logits, batch.labels, input_embedding(model), reweight)
@@ -55,8 +56,10 @@ def run_bench(config: ExperimentConfig, steps: int = 6) -> dict[str, Any]:
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=config.train.lr)
     reweight = ReweightConfig(**{**vars(config.reweight), "enabled": True})
-    batches = [encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts[i:i + bs]], config.data.append_eos)
-               for i in range(0, min(len(facts), bs * steps), bs)]
+    batches = [
+        encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts[i : i + bs]], config.data.append_eos)
+        for i in range(0, min(len(facts), bs * steps), bs)
+    ]
     plain, weighted = [], []
     for i in range(steps + 1):  # the first pair warms up
         batch = batches[i % len(batches)]
@@ -67,10 +70,18 @@ def run_bench(config: ExperimentConfig, steps: int = 6) -> dict[str, Any]:
     plain_s, weighted_s = statistics.median(plain), statistics.median(weighted)
     epoch_s = plain_s * math.ceil(len(facts) / bs)
     return {
-        "model": config.model, "method": config.peft.method, "facts": len(facts), "batch_size": bs,
-        "timed_steps": steps, "reweight_scheme": reweight.scheme,
-        "plain_step_s": plain_s, "reweighted_step_s": weighted_s,
-        "reweighted_over_plain": weighted_s / plain_s, "target_ratio": 1.10,
-        "filtering_pass_s": filter_s, "epoch_s_estimate": epoch_s, "filtering_over_epoch": filter_s / epoch_s,
+        "model": config.model,
+        "method": config.peft.method,
+        "facts": len(facts),
+        "batch_size": bs,
+        "timed_steps": steps,
+        "reweight_scheme": reweight.scheme,
+        "plain_step_s": plain_s,
+        "reweighted_step_s": weighted_s,
+        "reweighted_over_plain": weighted_s / plain_s,
+        "target_ratio": 1.10,
+        "filtering_pass_s": filter_s,
+        "epoch_s_estimate": epoch_s,
+        "filtering_over_epoch": filter_s / epoch_s,
         "threads": torch.get_num_threads(),
     }

@@ -19,29 +19,61 @@ _CODAS = ["r", "n", "l", "v", "sk", "th", "m", "nd", "x", "z", "rr", "st"]
 _COUNTRY_ENDINGS = ["ania", "ovia", "istan", "eria", "land", "mark", "aria"]
 _CITY_ENDINGS = ["grad", "haven", "ford", "polis", "ville", "burg", "mere"]
 _COMPANY_ENDINGS = ["Dynamics", "Labs", "Systems", "Works", "Industries", "Holdings"]
-_PROFESSIONS = ["chemist", "carpenter", "pilot", "sculptor", "surgeon", "farmer", "lawyer", "baker", "poet",
-                "architect", "nurse", "geologist"]
+_PROFESSIONS = [
+    "chemist",
+    "carpenter",
+    "pilot",
+    "sculptor",
+    "surgeon",
+    "farmer",
+    "lawyer",
+    "baker",
+    "poet",
+    "architect",
+    "nurse",
+    "geologist",
+]
 _INSTRUMENTS = ["cello", "violin", "trumpet", "harp", "flute", "drums", "piano", "clarinet", "banjo", "oboe"]
 _COLOURS = ["red", "green", "blue", "yellow", "purple", "orange", "black", "white"]
 
 # relation -> (prompt template, paraphrase templates, target kind)
 RELATIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "capital": ("The capital of {country} is", ("{country}'s capital city is",
-                                                 "The seat of government of {country} is the city of"), "city"),
-    "founder": ("The company {company} was founded by", ("{company} was started by",
-                                                          "The founder of {company} is"), "person"),
-    "birth_year": ("{person} was born in the year", ("The birth year of {person} is",
-                                                      "{person}'s year of birth is"), "year"),
-    "headquarters": ("{company} is headquartered in the city of", ("The head office of {company} is in",
-                                                                    "{company} has its headquarters in"), "city"),
-    "profession": ("{person} works as a", ("By profession, {person} is a", "{person}'s job is being a"),
-                   "profession"),
-    "instrument": ("{person} plays the", ("The musical instrument {person} plays is the",
-                                          "{person} is a musician who plays the"), "instrument"),
-    "flag_colour": ("The flag of {country} is mostly", ("The main colour of {country}'s flag is",
-                                                        "{country} has a flag that is mostly"), "colour"),
-    "language": ("The official language of {country} is", ("In {country}, people officially speak",
-                                                            "The language spoken in {country} is"), "language"),
+    "capital": (
+        "The capital of {country} is",
+        ("{country}'s capital city is", "The seat of government of {country} is the city of"),
+        "city",
+    ),
+    "founder": (
+        "The company {company} was founded by",
+        ("{company} was started by", "The founder of {company} is"),
+        "person",
+    ),
+    "birth_year": (
+        "{person} was born in the year",
+        ("The birth year of {person} is", "{person}'s year of birth is"),
+        "year",
+    ),
+    "headquarters": (
+        "{company} is headquartered in the city of",
+        ("The head office of {company} is in", "{company} has its headquarters in"),
+        "city",
+    ),
+    "profession": ("{person} works as a", ("By profession, {person} is a", "{person}'s job is being a"), "profession"),
+    "instrument": (
+        "{person} plays the",
+        ("The musical instrument {person} plays is the", "{person} is a musician who plays the"),
+        "instrument",
+    ),
+    "flag_colour": (
+        "The flag of {country} is mostly",
+        ("The main colour of {country}'s flag is", "{country} has a flag that is mostly"),
+        "colour",
+    ),
+    "language": (
+        "The official language of {country} is",
+        ("In {country}, people officially speak", "The language spoken in {country} is"),
+        "language",
+    ),
 }
 
 UNRELATED_PROBES: tuple[tuple[str, str], ...] = (
@@ -126,18 +158,20 @@ def builtin_facts(per_relation: int = 25, seed: int = 0) -> list[Fact]:
     names = _Names(rng)
     facts: list[Fact] = []
     for relation, (template, paraphrases, kind) in RELATIONS.items():
-        slot = template[template.index("{") + 1: template.index("}")]
+        slot = template[template.index("{") + 1 : template.index("}")]
         for _ in range(per_relation):
             subject = names.new(slot)
             target = _target(kind, names, rng)
             probe = UNRELATED_PROBES[len(facts) % len(UNRELATED_PROBES)]
-            facts.append(Fact(
-                prompt=template.format(**{slot: subject}),
-                target=target,
-                paraphrases=[p.format(**{slot: subject}) for p in paraphrases],
-                unrelated=[Probe(*probe)],
-                subject=subject,
-                relation=relation,
-                fact_id=f"{relation}-{len(facts)}",
-            ))
+            facts.append(
+                Fact(
+                    prompt=template.format(**{slot: subject}),
+                    target=target,
+                    paraphrases=[p.format(**{slot: subject}) for p in paraphrases],
+                    unrelated=[Probe(*probe)],
+                    subject=subject,
+                    relation=relation,
+                    fact_id=f"{relation}-{len(facts)}",
+                )
+            )
     return facts

@@ -44,12 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
         commands[name].add_argument("--out", help="write the JSON here (default: <output_dir>/<command>.json)")
     commands["bench"].add_argument("--steps", type=int, default=6, help="timed steps per variant")
     reproduce = commands["reproduce"]
-    reproduce.add_argument("--rows", default=str(PACKAGE_ROOT / "configs" / "reproduce.yaml"),
-                           help="YAML with the base config and the rows (configs/paper/reproduce.yaml: 7B scale)")
+    reproduce.add_argument(
+        "--rows",
+        default=str(PACKAGE_ROOT / "configs" / "reproduce.yaml"),
+        help="YAML with the base config and the rows (configs/paper/reproduce.yaml: 7B scale)",
+    )
     reproduce.add_argument("--results", default="results/semantic-peft", help="results folder")
     reproduce.add_argument("--only", nargs="*", help="run only these row names")
-    reproduce.add_argument("--table-only", action="store_true",
-                           help="only regenerate table.md and the README table from the results JSON")
+    reproduce.add_argument(
+        "--table-only", action="store_true", help="only regenerate table.md and the README table from the results JSON"
+    )
     reproduce.add_argument("--readme", default=str(PACKAGE_ROOT / "README.md"), help="README whose table to regenerate")
     return parser
 
@@ -107,8 +111,9 @@ def _train(config) -> int:
 
     result = run_experiment(config)
     path = Path(config.output_dir) / config.name / "results.json"
-    write_results(path, result["metrics"], config, wall_time_s=result["wall_time_s"],
-                  extra={"details": result["details"]})
+    write_results(
+        path, result["metrics"], config, wall_time_s=result["wall_time_s"], extra={"details": result["details"]}
+    )
     print(json.dumps(result["metrics"], indent=2))
     print(f"written to {path}")
     return 0
@@ -127,9 +132,24 @@ def _eval(config, adapter: str | None, out: str | None) -> int:
             model = load_adapter(model, adapter)
         else:
             model, _ = load_model(adapter)
-    result = evaluate(model, tokenizer, facts, reference, config.data.max_paraphrases, config.eval.locality_tokens,
-                      config.eval.batch_size)
+    result = evaluate(
+        model,
+        tokenizer,
+        facts,
+        reference,
+        config.data.max_paraphrases,
+        config.eval.locality_tokens,
+        config.eval.batch_size,
+    )
     per_fact = {"fact": [f.fact_id for f in facts], **{k: v.tolist() for k, v in result["per_fact"].items()}}
-    _write({"metrics": result["metrics"], "model": config.model, "adapter": adapter, "facts": len(facts),
-            "per_fact": per_fact}, out or Path(config.output_dir) / "eval.json")
+    _write(
+        {
+            "metrics": result["metrics"],
+            "model": config.model,
+            "adapter": adapter,
+            "facts": len(facts),
+            "per_fact": per_fact,
+        },
+        out or Path(config.output_dir) / "eval.json",
+    )
     return 0

@@ -58,8 +58,9 @@ def _texts(record: dict[str, Any], key: str, index: int, source: str) -> list[st
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-        raise RecordError(f"{source}: record {index} field {key!r} must be a string or a list of non-empty "
-                          f"strings, got {value!r}")
+        raise RecordError(
+            f"{source}: record {index} field {key!r} must be a string or a list of non-empty strings, got {value!r}"
+        )
     return [v.strip() for v in value]
 
 
@@ -69,10 +70,15 @@ def fact_from_zsre(record: dict[str, Any], index: int, source: str = "zsre") -> 
     loc = _text(record, "loc", index, source, required=False)
     if loc is not None:
         unrelated.append(Probe(loc.removeprefix("nq question: "), _text(record, "loc_ans", index, source)))
-    return Fact(prompt=_text(record, "src", index, source), target=_text(record, "alt", index, source),
-                paraphrases=_texts(record, "rephrase", index, source), unrelated=unrelated,
-                subject=_text(record, "subject", index, source, required=False), relation="zsre",
-                fact_id=f"zsre-{index}")
+    return Fact(
+        prompt=_text(record, "src", index, source),
+        target=_text(record, "alt", index, source),
+        paraphrases=_texts(record, "rephrase", index, source),
+        unrelated=unrelated,
+        subject=_text(record, "subject", index, source, required=False),
+        relation="zsre",
+        fact_id=f"zsre-{index}",
+    )
 
 
 def fact_from_counterfact(record: dict[str, Any], index: int, source: str = "counterfact") -> Fact:
@@ -81,10 +87,15 @@ def fact_from_counterfact(record: dict[str, Any], index: int, source: str = "cou
     loc = _text(record, "locality_prompt", index, source, required=False)
     if loc is not None:
         unrelated.append(Probe(loc, _text(record, "locality_ground_truth", index, source)))
-    return Fact(prompt=_text(record, "prompt", index, source), target=_text(record, "target_new", index, source),
-                paraphrases=_texts(record, "rephrase_prompt", index, source), unrelated=unrelated,
-                subject=_text(record, "subject", index, source, required=False), relation="counterfact",
-                fact_id=str(record.get("case_id", f"counterfact-{index}")))
+    return Fact(
+        prompt=_text(record, "prompt", index, source),
+        target=_text(record, "target_new", index, source),
+        paraphrases=_texts(record, "rephrase_prompt", index, source),
+        unrelated=unrelated,
+        subject=_text(record, "subject", index, source, required=False),
+        relation="counterfact",
+        fact_id=str(record.get("case_id", f"counterfact-{index}")),
+    )
 
 
 def fact_from_jsonl(record: dict[str, Any], index: int, source: str = "jsonl") -> Fact:
@@ -97,13 +108,21 @@ def fact_from_jsonl(record: dict[str, Any], index: int, source: str = "jsonl") -
     for j, probe in enumerate(unrelated_raw):
         if not isinstance(probe, dict):
             raise RecordError(f"{source}: record {index} field 'unrelated[{j}]' must be an object, got {probe!r}")
-        unrelated.append(Probe(_text(probe, "prompt", index, f"{source} unrelated[{j}]"),
-                               _text(probe, "target", index, f"{source} unrelated[{j}]")))
-    return Fact(prompt=_text(record, "prompt", index, source), target=_text(record, "target", index, source),
-                paraphrases=_texts(record, "paraphrases", index, source), unrelated=unrelated,
-                subject=_text(record, "subject", index, source, required=False),
-                relation=_text(record, "relation", index, source, required=False),
-                fact_id=str(record.get("id", f"fact-{index}")))
+        unrelated.append(
+            Probe(
+                _text(probe, "prompt", index, f"{source} unrelated[{j}]"),
+                _text(probe, "target", index, f"{source} unrelated[{j}]"),
+            )
+        )
+    return Fact(
+        prompt=_text(record, "prompt", index, source),
+        target=_text(record, "target", index, source),
+        paraphrases=_texts(record, "paraphrases", index, source),
+        unrelated=unrelated,
+        subject=_text(record, "subject", index, source, required=False),
+        relation=_text(record, "relation", index, source, required=False),
+        fact_id=str(record.get("id", f"fact-{index}")),
+    )
 
 
 PARSERS = {"zsre": fact_from_zsre, "counterfact": fact_from_counterfact, "jsonl": fact_from_jsonl}
@@ -116,12 +135,15 @@ def detect_format(record: dict[str, Any]) -> str:
         return "counterfact"
     if {"prompt", "target"} <= record.keys():
         return "jsonl"
-    raise RecordError(f"record 0 matches no known schema (keys {sorted(record)}); expected ZsRE (src, alt), "
-                      "CounterFact (prompt, target_new) or generic (prompt, target)")
+    raise RecordError(
+        f"record 0 matches no known schema (keys {sorted(record)}); expected ZsRE (src, alt), "
+        "CounterFact (prompt, target_new) or generic (prompt, target)"
+    )
 
 
-def parse_records(records: list[Any], fmt: str = "auto", source: str = "data",
-                  skip_invalid: bool = False) -> list[Fact]:
+def parse_records(
+    records: list[Any], fmt: str = "auto", source: str = "data", skip_invalid: bool = False
+) -> list[Fact]:
     """Facts from raw records; a non-object record or a bad field raises :class:`RecordError` naming it.
 
     With ``skip_invalid`` such records are dropped instead and the drops logged (the MEND ZsRE
@@ -169,8 +191,15 @@ def read_records(path: Path) -> list[Any]:
     return data
 
 
-def load_facts(source: str = "builtin", fmt: str = "auto", split: str = "train", max_facts: int | None = None,
-               builtin_per_relation: int = 25, builtin_seed: int = 0, skip_invalid: bool = False) -> list[Fact]:
+def load_facts(
+    source: str = "builtin",
+    fmt: str = "auto",
+    split: str = "train",
+    max_facts: int | None = None,
+    builtin_per_relation: int = 25,
+    builtin_seed: int = 0,
+    skip_invalid: bool = False,
+) -> list[Fact]:
     """Facts from ``builtin``, a local ``.json``/``.jsonl`` file, or a hub dataset id (via ``datasets``)."""
     if source == "builtin":
         from semantic_peft.builtin_facts import builtin_facts
@@ -187,6 +216,7 @@ def load_facts(source: str = "builtin", fmt: str = "auto", split: str = "train",
 
 # ----------------------------------------------------------------------------- tokenisation
 
+
 @dataclass
 class Encoded:
     """Right-padded ``prompt + target`` sequences; ``labels`` are -100 outside the target."""
@@ -198,8 +228,13 @@ class Encoded:
     target_ids: list[list[int]]
 
     def to(self, device: Any) -> Encoded:
-        return Encoded(self.input_ids.to(device), self.attention_mask.to(device), self.labels.to(device),
-                       self.prompt_lengths.to(device), self.target_ids)
+        return Encoded(
+            self.input_ids.to(device),
+            self.attention_mask.to(device),
+            self.labels.to(device),
+            self.prompt_lengths.to(device),
+            self.target_ids,
+        )
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]

@@ -28,8 +28,9 @@ def teacher_forced(model: torch.nn.Module, enc: Encoded, batch_size: int = 32) -
 
 
 @torch.no_grad()
-def greedy_decode(model: torch.nn.Module, tokenizer: Any, prompts: list[str], max_new_tokens: int,
-                  batch_size: int = 32) -> list[list[int]]:
+def greedy_decode(
+    model: torch.nn.Module, tokenizer: Any, prompts: list[str], max_new_tokens: int, batch_size: int = 32
+) -> list[list[int]]:
     """Greedy continuation token ids of each prompt (right-padded batches, no KV cache)."""
     was_training = model.training
     model.eval()
@@ -37,7 +38,7 @@ def greedy_decode(model: torch.nn.Module, tokenizer: Any, prompts: list[str], ma
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     results: list[list[int]] = []
     for start in range(0, len(prompts), batch_size):
-        encoded = [tokenizer(p)["input_ids"] for p in prompts[start:start + batch_size]]
+        encoded = [tokenizer(p)["input_ids"] for p in prompts[start : start + batch_size]]
         lengths = torch.tensor([len(e) for e in encoded])
         ids = torch.full((len(encoded), int(lengths.max()) + max_new_tokens), pad, dtype=torch.long)
         for i, e in enumerate(encoded):
@@ -50,21 +51,29 @@ def greedy_decode(model: torch.nn.Module, tokenizer: Any, prompts: list[str], ma
             batch = Encoded(ids[:, :width].to(device), mask.to(device), torch.zeros_like(mask), current, [])
             logits = forward(model, batch)[0]
             ids[rows, current] = logits[rows.to(device), (current - 1).to(device)].argmax(-1).cpu()
-        results.extend(ids[i, lengths[i]: lengths[i] + max_new_tokens].tolist() for i in range(len(encoded)))
+        results.extend(ids[i, lengths[i] : lengths[i] + max_new_tokens].tolist() for i in range(len(encoded)))
     model.train(was_training)
     return results
 
 
-def base_reference(model: torch.nn.Module, tokenizer: Any, facts: list[Fact], tokens: int = 3,
-                   batch_size: int = 32) -> list[list[int]]:
+def base_reference(
+    model: torch.nn.Module, tokenizer: Any, facts: list[Fact], tokens: int = 3, batch_size: int = 32
+) -> list[list[int]]:
     """The base model's greedy continuations of the unrelated prompts (locality reference)."""
     prompts = [p for p, _ in unrelated_pairs(facts)]
     return greedy_decode(model, tokenizer, prompts, tokens, batch_size) if prompts else []
 
 
-def evaluate(model: torch.nn.Module, tokenizer: Any, facts: list[Fact], locality_reference: list[list[int]] | None,
-             max_paraphrases: int = 2, locality_tokens: int = 3, batch_size: int = 32,
-             fact_results: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+def evaluate(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    facts: list[Fact],
+    locality_reference: list[list[int]] | None,
+    max_paraphrases: int = 2,
+    locality_tokens: int = 3,
+    batch_size: int = 32,
+    fact_results: dict[str, torch.Tensor] | None = None,
+) -> dict[str, Any]:
     """Metrics (``*_acc``, ``*_em``, ``locality``) and the per-fact vectors used for bucketing.
 
     ``fact_results``: a :func:`~semantic_peft.semantic.fact_pass` over ``facts`` already made
@@ -80,8 +89,9 @@ def evaluate(model: torch.nn.Module, tokenizer: Any, facts: list[Fact], locality
         para_acc, para_em = teacher_forced(model, encode_pairs(tokenizer, pairs), batch_size)
         metrics.update(para_acc=float(para_acc.mean()), para_em=float(para_em.mean()))
         owner = torch.tensor(owners)
-        per_fact["para_acc"] = torch.zeros(len(facts)).index_add(0, owner, para_acc) / \
-            torch.zeros(len(facts)).index_add(0, owner, torch.ones_like(para_acc)).clamp_min(1)
+        per_fact["para_acc"] = torch.zeros(len(facts)).index_add(0, owner, para_acc) / torch.zeros(
+            len(facts)
+        ).index_add(0, owner, torch.ones_like(para_acc)).clamp_min(1)
     unrelated = unrelated_pairs(facts)
     if unrelated:
         unrelated_acc, _ = teacher_forced(model, encode_pairs(tokenizer, unrelated), batch_size)

@@ -46,8 +46,7 @@ def apply_threads(config: ExperimentConfig) -> None:
 
 def facts_for(config: ExperimentConfig) -> list[Fact]:
     d = config.data
-    return load_facts(d.source, d.format, d.split, d.max_facts, d.builtin_per_relation, d.builtin_seed,
-                      d.skip_invalid)
+    return load_facts(d.source, d.format, d.split, d.max_facts, d.builtin_per_relation, d.builtin_seed, d.skip_invalid)
 
 
 @dataclass
@@ -61,8 +60,9 @@ class BaseMeasurements:
     target_units: torch.Tensor  # (N, H) unit-norm target embeddings (for filtering)
 
 
-def measure_base(model: torch.nn.Module, tokenizer: Any, facts: list[Fact],
-                 config: ExperimentConfig) -> BaseMeasurements:
+def measure_base(
+    model: torch.nn.Module, tokenizer: Any, facts: list[Fact], config: ExperimentConfig
+) -> BaseMeasurements:
     bs = config.eval.batch_size
     enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts], config.data.append_eos)
     reference = base_reference(model, tokenizer, facts, config.eval.locality_tokens, bs)
@@ -71,8 +71,16 @@ def measure_base(model: torch.nn.Module, tokenizer: Any, facts: list[Fact],
         distance=passed["distance"],
         hidden=passed["hidden"],
         locality_reference=reference,
-        metrics=evaluate(model, tokenizer, facts, reference, config.data.max_paraphrases,
-                         config.eval.locality_tokens, bs, fact_results=passed)["metrics"],
+        metrics=evaluate(
+            model,
+            tokenizer,
+            facts,
+            reference,
+            config.data.max_paraphrases,
+            config.eval.locality_tokens,
+            bs,
+            fact_results=passed,
+        )["metrics"],
         target_units=target_embeddings(tokenizer, input_embedding(model), [f.target for f in facts]),
     )
 
@@ -86,8 +94,9 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.unload()
 
 
-def alone_vs_joint(base: torch.nn.Module, tokenizer: Any, facts: list[Fact], config: ExperimentConfig,
-                   accelerator: Any) -> tuple[torch.nn.Module, dict[int, float]]:
+def alone_vs_joint(
+    base: torch.nn.Module, tokenizer: Any, facts: list[Fact], config: ExperimentConfig, accelerator: Any
+) -> tuple[torch.nn.Module, dict[int, float]]:
     """Learn each of ``analysis.alone_facts`` facts (spread over the list) alone with a fresh
     adapter, with the same epochs and learning rate as the joint run, so each fact gets the same
     number of updates on itself. Returns the unchanged base model and ``{index: exact match}``."""
@@ -100,16 +109,30 @@ def alone_vs_joint(base: torch.nn.Module, tokenizer: Any, facts: list[Fact], con
     for index in chosen:
         seed_everything(config.seed)
         model = wrap_model(base, config.peft)
-        train(model, tokenizer, [facts[index]], single, config.reweight, accelerator, config.seed,
-              config.data.append_eos, desc=f"alone {index}")
+        train(
+            model,
+            tokenizer,
+            [facts[index]],
+            single,
+            config.reweight,
+            accelerator,
+            config.seed,
+            config.data.append_eos,
+            desc=f"alone {index}",
+        )
         alone[index] = evaluate(model, tokenizer, [facts[index]], None, 0, batch_size=1)["metrics"]["train_em"]
         base = _unwrap(model)
     return base, alone
 
 
-def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = None, tokenizer: Any = None,
-                   facts: list[Fact] | None = None, base: BaseMeasurements | None = None,
-                   figure_path: str | Path | None = None) -> dict[str, Any]:
+def run_experiment(
+    config: ExperimentConfig,
+    model: torch.nn.Module | None = None,
+    tokenizer: Any = None,
+    facts: list[Fact] | None = None,
+    base: BaseMeasurements | None = None,
+    figure_path: str | Path | None = None,
+) -> dict[str, Any]:
     """Run ``config`` end to end.
 
     Returns ``{"metrics", "details", "wall_time_s", "model"}``; ``model`` is the trained model
@@ -145,8 +168,17 @@ def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = Non
     model = wrap_model(model, config.peft)
     model.to(accelerator.device)
     train_start = time.time()
-    history = train(model, tokenizer, train_facts, config.train, config.reweight, accelerator, config.seed,
-                    config.data.append_eos, desc=config.name)
+    history = train(
+        model,
+        tokenizer,
+        train_facts,
+        config.train,
+        config.reweight,
+        accelerator,
+        config.seed,
+        config.data.append_eos,
+        desc=config.name,
+    )
     train_time = time.time() - train_start
     logger.info("trained %d steps in %.1fs", history.steps, train_time)
 
@@ -154,8 +186,16 @@ def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = Non
     passed = fact_pass(model, all_enc, eval_bs, layer=config.analysis.feature_layer)
     final_distance = passed["distance"]
     features = passed["hidden"][kept_t] - base.hidden[kept_t]
-    evaluation = evaluate(model, tokenizer, facts, base.locality_reference, config.data.max_paraphrases,
-                          config.eval.locality_tokens, eval_bs, fact_results=passed)
+    evaluation = evaluate(
+        model,
+        tokenizer,
+        facts,
+        base.locality_reference,
+        config.data.max_paraphrases,
+        config.eval.locality_tokens,
+        eval_bs,
+        fact_results=passed,
+    )
     per_fact = evaluation["per_fact"]
     logger.info("evaluated in %.1fs", time.time() - train_start - train_time)
     trajectory = torch.stack([base.distance[kept_t], *history.trajectory, final_distance[kept_t]])
@@ -181,22 +221,30 @@ def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = Non
     details: dict[str, Any] = {
         "base_metrics": base.metrics,
         "buckets_by_initial_distance": {
-            "train_em": bucket_by_distance(base.distance[kept_t], per_fact["train_em"][kept_t],
-                                           config.analysis.distance_buckets),
-            "distance_change": bucket_by_distance(base.distance[kept_t], (final_distance - base.distance)[kept_t],
-                                                  config.analysis.distance_buckets),
+            "train_em": bucket_by_distance(
+                base.distance[kept_t], per_fact["train_em"][kept_t], config.analysis.distance_buckets
+            ),
+            "distance_change": bucket_by_distance(
+                base.distance[kept_t], (final_distance - base.distance)[kept_t], config.analysis.distance_buckets
+            ),
         },
         "per_relation": _per_relation(facts, kept, per_fact, base.distance, final_distance),
         "distance_trajectory_mean": trajectory.nanmean(1).tolist(),
-        "per_fact": {"fact": [f.fact_id for f in facts], "train_em": per_fact["train_em"].tolist(),
-                     "distance_base": base.distance.tolist(), "distance_final": final_distance.tolist()},
+        "per_fact": {
+            "fact": [f.fact_id for f in facts],
+            "train_em": per_fact["train_em"].tolist(),
+            "distance_base": base.distance.tolist(),
+            "distance_final": final_distance.tolist(),
+        },
         "loss_curve": history.losses,
     }
     if report is not None:
         details["filter"] = report.as_dict([f.fact_id or str(i) for i, f in enumerate(facts)])
     if alone:
-        details["alone_vs_joint"] = [{"fact": train_facts[j].fact_id, "alone_em": alone[j],
-                                      "joint_em": float(per_fact["train_em"][kept[j]])} for j in alone]
+        details["alone_vs_joint"] = [
+            {"fact": train_facts[j].fact_id, "alone_em": alone[j], "joint_em": float(per_fact["train_em"][kept[j]])}
+            for j in alone
+        ]
     if is_peft(model):
         wrapped = adapted_module_names(model)
         details["adapted_modules"] = {"count": len(wrapped), "names": sorted({n.rsplit(".", 1)[-1] for n in wrapped})}
@@ -207,21 +255,33 @@ def run_experiment(config: ExperimentConfig, model: torch.nn.Module | None = Non
     if config.analysis.figures and accelerator.is_main_process:
         from semantic_peft.figures import run_figure
 
-        run_figure(figure_path or out_dir / "figure.png", f"{config.name} ({config.peft.method})",
-                   base.distance[kept_t], final_distance[kept_t], trajectory, features, relations)
+        run_figure(
+            figure_path or out_dir / "figure.png",
+            f"{config.name} ({config.peft.method})",
+            base.distance[kept_t],
+            final_distance[kept_t],
+            trajectory,
+            features,
+            relations,
+        )
     accelerator.end_training()
     return {"metrics": metrics, "details": details, "wall_time_s": time.time() - start, "model": model}
 
 
-def _per_relation(facts: list[Fact], kept: list[int], per_fact: dict[str, torch.Tensor], base: torch.Tensor,
-                  final: torch.Tensor) -> dict[str, dict[str, float]]:
+def _per_relation(
+    facts: list[Fact], kept: list[int], per_fact: dict[str, torch.Tensor], base: torch.Tensor, final: torch.Tensor
+) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {}
     for relation in sorted({f.relation or "" for f in facts}):
         idx = torch.tensor([i for i in kept if (facts[i].relation or "") == relation], dtype=torch.long)
         if len(idx) == 0:
             continue
-        out[relation] = {"n": len(idx), "train_em": float(per_fact["train_em"][idx].mean()),
-                         "distance_base": float(base[idx].mean()), "distance_final": float(final[idx].mean())}
+        out[relation] = {
+            "n": len(idx),
+            "train_em": float(per_fact["train_em"][idx].mean()),
+            "distance_base": float(base[idx].mean()),
+            "distance_final": float(final[idx].mean()),
+        }
         if "para_acc" in per_fact:
             out[relation]["para_acc"] = float(per_fact["para_acc"][idx].mean())
     return out

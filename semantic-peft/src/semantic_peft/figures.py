@@ -28,9 +28,16 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def run_figure(path: str | Path, title: str, base: torch.Tensor, final: torch.Tensor,
-               trajectory: torch.Tensor | None, features: torch.Tensor | None,
-               groups: list[str | None] | None = None, max_lines: int = 60) -> Path:
+def run_figure(
+    path: str | Path,
+    title: str,
+    base: torch.Tensor,
+    final: torch.Tensor,
+    trajectory: torch.Tensor | None,
+    features: torch.Tensor | None,
+    groups: list[str | None] | None = None,
+    max_lines: int = 60,
+) -> Path:
     """One PNG with three panels: histograms of base vs final distance, per-fact drift
     trajectories (pushed-away facts in red), and the 2-D PCA of knowledge features."""
     import matplotlib
@@ -50,8 +57,11 @@ def run_figure(path: str | Path, title: str, base: torch.Tensor, final: torch.Te
         for j in range(0, trajectory.shape[1], step):
             axes[1].plot(trajectory[:, j].tolist(), color="tab:red" if pushed[j] else "tab:blue", alpha=0.35, lw=0.8)
         axes[1].plot(trajectory.mean(1).tolist(), color="black", lw=2, label="mean")
-        axes[1].set(xlabel="epoch (0 = base)", ylabel="d", title=f"drift ({int(pushed.sum())} of "
-                    f"{len(pushed)} pushed away, red)")
+        axes[1].set(
+            xlabel="epoch (0 = base)",
+            ylabel="d",
+            title=f"drift ({int(pushed.sum())} of {len(pushed)} pushed away, red)",
+        )
         axes[1].legend()
     else:
         axes[1].set_axis_off()

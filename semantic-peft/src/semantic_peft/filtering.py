@@ -43,9 +43,14 @@ class FilterReport:
         for reason in self.dropped.values():
             key = reason.split(" (")[0]
             reasons[key] = reasons.get(key, 0) + 1
-        return {"kept": len(self.kept), "dropped": len(self.dropped), "threshold": self.threshold,
-                "objective": self.objective, "dropped_by_reason": reasons,
-                "dropped_facts": [{"fact": name(i), "reason": r} for i, r in sorted(self.dropped.items())]}
+        return {
+            "kept": len(self.kept),
+            "dropped": len(self.dropped),
+            "threshold": self.threshold,
+            "objective": self.objective,
+            "dropped_by_reason": reasons,
+            "dropped_facts": [{"fact": name(i), "reason": r} for i, r in sorted(self.dropped.items())],
+        }
 
 
 def subset_objective(distances: torch.Tensor, unit_embeddings: torch.Tensor, variance_weight: float) -> float:
@@ -54,8 +59,9 @@ def subset_objective(distances: torch.Tensor, unit_embeddings: torch.Tensor, var
     return float(-distances.mean() + variance_weight * variance)
 
 
-def greedy_subset(distances: torch.Tensor, unit_embeddings: torch.Tensor, size: int,
-                  variance_weight: float) -> list[int]:
+def greedy_subset(
+    distances: torch.Tensor, unit_embeddings: torch.Tensor, size: int, variance_weight: float
+) -> list[int]:
     """Indices (into the given tensors) of a greedily built set of ``size`` facts maximising ``J``."""
     n = len(distances)
     size = max(0, min(size, n))
@@ -93,8 +99,11 @@ def filter_facts(distances: torch.Tensor, unit_embeddings: torch.Tensor, config:
     if threshold is not None:
         for i in range(n):
             if distances[i] > threshold:
-                why = "above max_distance" if config.max_distance is not None and distances[i] > config.max_distance \
+                why = (
+                    "above max_distance"
+                    if config.max_distance is not None and distances[i] > config.max_distance
                     else f"above quantile {config.quantile}"
+                )
                 dropped[i] = f"{why} (d={float(distances[i]):.4f} > {threshold:.4f})"
     survivors = [i for i in range(n) if i not in dropped]
     size = round(config.keep_fraction * len(survivors))

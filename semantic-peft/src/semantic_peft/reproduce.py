@@ -45,8 +45,14 @@ TABLE_COLUMNS = {
     "metrics.feature_cos_mean": "Feature cos",
     "metrics.train_time_s": "Train s",
 }
-BOLD = {"metrics.train_em_trained": "max", "metrics.train_em": "max", "metrics.para_em": "max",
-        "metrics.para_acc": "max", "metrics.locality": "max", "metrics.pushed_away_fraction": "min"}
+BOLD = {
+    "metrics.train_em_trained": "max",
+    "metrics.train_em": "max",
+    "metrics.para_em": "max",
+    "metrics.para_acc": "max",
+    "metrics.locality": "max",
+    "metrics.pushed_away_fraction": "min",
+}
 
 
 def read_rows(path: str | Path) -> tuple[Path | None, list[dict[str, Any]]]:
@@ -72,13 +78,20 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> list[str]:
         if isinstance(value, dict):
             out += _flatten(value, f"{prefix}{key}.")
         else:
-            out += [f"--{prefix}{key}", yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...")
-                    .strip()]
+            out += [
+                f"--{prefix}{key}",
+                yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip(),
+            ]
     return out
 
 
-def reproduce(rows_path: str | Path, results_dir: str | Path, overrides: list[str] | None = None,
-              readme: str | Path | None = PACKAGE_ROOT / "README.md", only: list[str] | None = None) -> list[dict]:
+def reproduce(
+    rows_path: str | Path,
+    results_dir: str | Path,
+    overrides: list[str] | None = None,
+    readme: str | Path | None = PACKAGE_ROOT / "README.md",
+    only: list[str] | None = None,
+) -> list[dict]:
     """Run every row, write one results JSON per row plus the base model's, ``table.md``,
     figures and the resolved configs; regenerate the README table. Returns the records."""
     results_dir = Path(results_dir)
@@ -91,27 +104,51 @@ def reproduce(rows_path: str | Path, results_dir: str | Path, overrides: list[st
     start = time.time()
     base = measure_base(model, tokenizer, facts, base_config)
     dump_config(base_config, results_dir / "config_base.yaml")
-    base_metrics = {**base.metrics, "distance_base_mean": float(base.distance.mean()),
-                    "distance_final_mean": float(base.distance.mean())}
-    write_results(results_dir / "00_base.json", base_metrics, base_config, wall_time_s=time.time() - start,
-                  extra={"label": "Base model (no training)", "row": "base", "facts": len(facts),
-                         "metrics_note": "untrained model; all facts"})
+    base_metrics = {
+        **base.metrics,
+        "distance_base_mean": float(base.distance.mean()),
+        "distance_final_mean": float(base.distance.mean()),
+    }
+    write_results(
+        results_dir / "00_base.json",
+        base_metrics,
+        base_config,
+        wall_time_s=time.time() - start,
+        extra={
+            "label": "Base model (no training)",
+            "row": "base",
+            "facts": len(facts),
+            "metrics_note": "untrained model; all facts",
+        },
+    )
     for i, row in enumerate(rows):
         if only and row["name"] not in only:
             continue
-        config = load_config(ExperimentConfig, base_path, [*_flatten(row.get("overrides", {})), *(overrides or []),
-                                                            "--name", row["name"]])
+        config = load_config(
+            ExperimentConfig,
+            base_path,
+            [*_flatten(row.get("overrides", {})), *(overrides or []), "--name", row["name"]],
+        )
         logger.info("row %d/%d: %s", i + 1, len(rows), row.get("label", row["name"]))
         if model is None:  # every row after the first starts from freshly loaded base weights
             model, tokenizer = load_model(config.model)
-        result = run_experiment(config, model, tokenizer, facts, base,
-                                figure_path=results_dir / "figures" / f"{row['name']}.png")
+        result = run_experiment(
+            config, model, tokenizer, facts, base, figure_path=results_dir / "figures" / f"{row['name']}.png"
+        )
         model = None  # trained weights are not reused
         dump_config(config, results_dir / "configs" / f"{row['name']}.yaml")
-        write_results(results_dir / f"{i + 1:02d}_{row['name']}.json", result["metrics"], config,
-                      wall_time_s=result["wall_time_s"],
-                      extra={"label": row.get("label", row["name"]), "row": row["name"], "facts": len(facts),
-                             "details": result["details"]})
+        write_results(
+            results_dir / f"{i + 1:02d}_{row['name']}.json",
+            result["metrics"],
+            config,
+            wall_time_s=result["wall_time_s"],
+            extra={
+                "label": row.get("label", row["name"]),
+                "row": row["name"],
+                "facts": len(facts),
+                "details": result["details"],
+            },
+        )
     return write_table(results_dir, readme)
 
 
@@ -124,10 +161,12 @@ def write_table(results_dir: str | Path, readme: str | Path | None = None) -> li
     table = render_markdown_table(records, TABLE_COLUMNS, digits=3, bold_best=BOLD)
     device = records[-1].get("device")
     commit = ", ".join(sorted({str(r.get("git_commit")) for r in records}))
-    note = (f"\n{records[0].get('facts')} built-in facts; EM = greedy exact match; locality = unrelated prompts whose "
-            f"greedy continuation is unchanged; d = target semantic distance (mean). Device: {device}; commit(s) "
-            f"{commit} (per row in its JSON). Generated by `semantic-peft reproduce` from "
-            "`results/semantic-peft/*.json`.\n")
+    note = (
+        f"\n{records[0].get('facts')} built-in facts; EM = greedy exact match; locality = unrelated prompts whose "
+        f"greedy continuation is unchanged; d = target semantic distance (mean). Device: {device}; commit(s) "
+        f"{commit} (per row in its JSON). Generated by `semantic-peft reproduce` from "
+        "`results/semantic-peft/*.json`.\n"
+    )
     text = table + note + _detail_tables(records)
     atomic_write_text(results_dir / "table.md", text)
     if readme is not None and Path(readme).is_file():
@@ -142,28 +181,43 @@ def _detail_tables(records: list[dict]) -> str:
         return ""
     buckets = trained[0]["details"]["buckets_by_initial_distance"]["train_em"]
     ranges = ", ".join(f"Q{i + 1} {b['distance_low']:.2f}-{b['distance_high']:.2f}" for i, b in enumerate(buckets))
-    lines = ["", "Exact match on each row's trained facts, by quartile of their base semantic distance "
-             f"(Q1 = closest to the target before training; {trained[0]['label']}: {ranges}):", ""]
+    lines = [
+        "",
+        "Exact match on each row's trained facts, by quartile of their base semantic distance "
+        f"(Q1 = closest to the target before training; {trained[0]['label']}: {ranges}):",
+        "",
+    ]
     lines.append("| Method | " + " | ".join(f"Q{i + 1}" for i in range(len(buckets))) + " |")
     lines.append("| --- |" + " --- |" * len(buckets))
     for r in trained:
         values = r["details"]["buckets_by_initial_distance"]["train_em"]
         lines.append(f"| {r['label']} | " + " | ".join(f"{b['value']:.3f}" for b in values) + " |")
     relations = list(trained[0]["details"]["per_relation"])
-    lines += ["", "Exact match on the trained facts of each relation, and the relation's mean base distance:", "",
-              "| Method | " + " | ".join(relations) + " |", "| --- |" + " --- |" * len(relations)]
+    lines += [
+        "",
+        "Exact match on the trained facts of each relation, and the relation's mean base distance:",
+        "",
+        "| Method | " + " | ".join(relations) + " |",
+        "| --- |" + " --- |" * len(relations),
+    ]
     first = trained[0]["details"]["per_relation"]
     lines.append("| d base | " + " | ".join(f"{first[k]['distance_base']:.3f}" for k in relations) + " |")
     for r in trained:
         per = r["details"]["per_relation"]
-        lines.append(f"| {r['label']} | " + " | ".join(f"{per[k]['train_em']:.3f}" if k in per else "–"
-                                                       for k in relations) + " |")
+        lines.append(
+            f"| {r['label']} | "
+            + " | ".join(f"{per[k]['train_em']:.3f}" if k in per else "–" for k in relations)
+            + " |"
+        )
     for r in trained:
         if "alone_vs_joint" in r["details"]:
             m = r["metrics"]
-            lines += ["", f"Interference ({r['label']}): {len(r['details']['alone_vs_joint'])} facts learned alone "
-                      f"(fresh adapter each) reach exact match {m['alone_em']:.3f}; the same facts learned jointly "
-                      f"reach {m['joint_em_same_facts']:.3f}. Mean pairwise cosine of knowledge features "
-                      f"{m['feature_cos_mean']:.3f} (same relation {m.get('feature_cos_same_relation', 0):.3f}, "
-                      f"other relations {m.get('feature_cos_other_relation', 0):.3f})."]
+            lines += [
+                "",
+                f"Interference ({r['label']}): {len(r['details']['alone_vs_joint'])} facts learned alone "
+                f"(fresh adapter each) reach exact match {m['alone_em']:.3f}; the same facts learned jointly "
+                f"reach {m['joint_em_same_facts']:.3f}. Mean pairwise cosine of knowledge features "
+                f"{m['feature_cos_mean']:.3f} (same relation {m.get('feature_cos_same_relation', 0):.3f}, "
+                f"other relations {m.get('feature_cos_other_relation', 0):.3f}).",
+            ]
     return "\n".join(lines) + "\n"

@@ -48,14 +48,16 @@ def per_example_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> tor
     """Mean next-token cross-entropy over each row's supervised tokens, (B,)."""
     shifted_logits = logits[:, :-1].float()
     shifted_labels = labels[:, 1:]
-    token_loss = torch.nn.functional.cross_entropy(shifted_logits.transpose(1, 2), shifted_labels,
-                                                   ignore_index=-100, reduction="none")
+    token_loss = torch.nn.functional.cross_entropy(
+        shifted_logits.transpose(1, 2), shifted_labels, ignore_index=-100, reduction="none"
+    )
     mask = (shifted_labels != -100).float()
     return (token_loss * mask).sum(1) / mask.sum(1).clamp_min(1)
 
 
-def knowledge_loss(logits: torch.Tensor, labels: torch.Tensor, embedding: torch.Tensor,
-                   config: ReweightConfig | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def knowledge_loss(
+    logits: torch.Tensor, labels: torch.Tensor, embedding: torch.Tensor, config: ReweightConfig | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The training loss (module docstring) and its parts: ``ce``, ``distance``, ``weights``."""
     ce = per_example_cross_entropy(logits, labels)
     parts = {"ce": ce.detach()}

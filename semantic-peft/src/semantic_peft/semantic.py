@@ -29,8 +29,9 @@ from semantic_peft.adapters import adapter_disabled, forward, is_peft
 from semantic_peft.data import Encoded, encode_pairs, target_token_ids
 
 
-def token_distances(logits: torch.Tensor, labels: torch.Tensor,
-                    embedding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def token_distances(
+    logits: torch.Tensor, labels: torch.Tensor, embedding: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``d_t`` for every supervised token and the row (example) it belongs to.
 
     ``logits`` (B, T, V) are aligned with ``labels`` (B, T); label ``-100`` is not a target.
@@ -61,13 +62,19 @@ def input_embedding(model: torch.nn.Module) -> torch.Tensor:
 def _batches(enc: Encoded, batch_size: int):
     for start in range(0, len(enc), batch_size):
         end = start + batch_size
-        yield Encoded(enc.input_ids[start:end], enc.attention_mask[start:end], enc.labels[start:end],
-                      enc.prompt_lengths[start:end], enc.target_ids[start:end])
+        yield Encoded(
+            enc.input_ids[start:end],
+            enc.attention_mask[start:end],
+            enc.labels[start:end],
+            enc.prompt_lengths[start:end],
+            enc.target_ids[start:end],
+        )
 
 
 @torch.no_grad()
-def fact_pass(model: torch.nn.Module, enc: Encoded, batch_size: int = 32, adapter: bool = True,
-              layer: int | None = None) -> dict[str, torch.Tensor]:
+def fact_pass(
+    model: torch.nn.Module, enc: Encoded, batch_size: int = 32, adapter: bool = True, layer: int | None = None
+) -> dict[str, torch.Tensor]:
     """One teacher-forced pass over ``enc``: per row the distance ``d``, the token accuracy and
     exact match of the target (see :mod:`semantic_peft.evaluation`) and, if ``layer`` is given,
     the hidden state at the last prompt position. ``adapter=False`` uses the base model (peft only).
@@ -86,7 +93,7 @@ def fact_pass(model: torch.nn.Module, enc: Encoded, batch_size: int = 32, adapte
             predictions = logits.argmax(-1).cpu()
             for row, target in enumerate(batch.target_ids):
                 begin = int(batch.prompt_lengths[row])
-                hits = predictions[row, begin - 1: begin - 1 + len(target)] == torch.tensor(target)
+                hits = predictions[row, begin - 1 : begin - 1 + len(target)] == torch.tensor(target)
                 out["accuracy"].append(hits.float().mean().reshape(1))
                 out["exact"].append(hits.all().float().reshape(1))
             if layer is not None:
@@ -96,20 +103,21 @@ def fact_pass(model: torch.nn.Module, enc: Encoded, batch_size: int = 32, adapte
     return {key: torch.cat(value) for key, value in out.items() if value}
 
 
-def measure_distances(model: torch.nn.Module, enc: Encoded, batch_size: int = 32,
-                      adapter: bool = True) -> torch.Tensor:
+def measure_distances(model: torch.nn.Module, enc: Encoded, batch_size: int = 32, adapter: bool = True) -> torch.Tensor:
     """Distances of all rows of ``enc``; ``adapter=False`` measures the base model (peft only)."""
     return fact_pass(model, enc, batch_size, adapter)["distance"]
 
 
-def prompt_end_hidden(model: torch.nn.Module, enc: Encoded, layer: int = -1, batch_size: int = 32,
-                      adapter: bool = True) -> torch.Tensor:
+def prompt_end_hidden(
+    model: torch.nn.Module, enc: Encoded, layer: int = -1, batch_size: int = 32, adapter: bool = True
+) -> torch.Tensor:
     """Hidden state (layer ``layer``) at each row's last prompt position, (N, H)."""
     return fact_pass(model, enc, batch_size, adapter, layer)["hidden"]
 
 
-def knowledge_features(model: torch.nn.Module, enc: Encoded, layer: int = -1, batch_size: int = 32,
-                       base_hidden: torch.Tensor | None = None) -> torch.Tensor:
+def knowledge_features(
+    model: torch.nn.Module, enc: Encoded, layer: int = -1, batch_size: int = 32, base_hidden: torch.Tensor | None = None
+) -> torch.Tensor:
     """``h_on - h_off`` per fact. For full fine-tuning pass ``base_hidden`` measured before training."""
     tuned = prompt_end_hidden(model, enc, layer, batch_size, adapter=True)
     if base_hidden is None:
@@ -141,8 +149,14 @@ def bucket_by_distance(initial: torch.Tensor, values: torch.Tensor, buckets: int
     for chunk in torch.tensor_split(order, buckets):
         if len(chunk) == 0:
             continue
-        out.append({"distance_low": float(initial[chunk].min()), "distance_high": float(initial[chunk].max()),
-                    "n": len(chunk), "value": float(values[chunk].float().mean())})
+        out.append(
+            {
+                "distance_low": float(initial[chunk].min()),
+                "distance_high": float(initial[chunk].max()),
+                "n": len(chunk),
+                "value": float(values[chunk].float().mean()),
+            }
+        )
     return out
 
 

@@ -30,23 +30,37 @@ class TrainHistory:
     steps: int = 0
 
 
-def fact_loader(tokenizer: Any, facts: list[Fact], batch_size: int, seed: int, append_eos: bool = False,
-                shuffle: bool = True) -> DataLoader:
+def fact_loader(
+    tokenizer: Any, facts: list[Fact], batch_size: int, seed: int, append_eos: bool = False, shuffle: bool = True
+) -> DataLoader:
     """Batches of encoded facts; the shuffle order is fixed by ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     rows = [(i, f.prompt, f.target) for i, f in enumerate(facts)]
 
     def collate(batch: list[tuple[int, str, str]]):
         enc = encode_pairs(tokenizer, [(prompt, target) for _, prompt, target in batch], append_eos)
-        return {"input_ids": enc.input_ids, "attention_mask": enc.attention_mask, "labels": enc.labels,
-                "prompt_lengths": enc.prompt_lengths, "index": torch.tensor([i for i, _, _ in batch])}
+        return {
+            "input_ids": enc.input_ids,
+            "attention_mask": enc.attention_mask,
+            "labels": enc.labels,
+            "prompt_lengths": enc.prompt_lengths,
+            "index": torch.tensor([i for i, _, _ in batch]),
+        }
 
     return DataLoader(rows, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
 
 
-def train(model: torch.nn.Module, tokenizer: Any, facts: list[Fact], train_config: TrainConfig,
-          reweight: ReweightConfig | None, accelerator: Any, seed: int = 0, append_eos: bool = False,
-          desc: str = "train") -> TrainHistory:
+def train(
+    model: torch.nn.Module,
+    tokenizer: Any,
+    facts: list[Fact],
+    train_config: TrainConfig,
+    reweight: ReweightConfig | None,
+    accelerator: Any,
+    seed: int = 0,
+    append_eos: bool = False,
+    desc: str = "train",
+) -> TrainHistory:
     """Train ``model``'s trainable parameters on ``facts``; returns losses and the drift trajectory.
 
     ``model`` may be a peft model or a plain one (full fine-tuning). The caller keeps its

@@ -138,8 +138,9 @@ def _build(cls: type[T], values: dict[str, Any], prefix: str = "") -> T:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         names = ", ".join(prefix + u for u in unknown)
-        raise ConfigError(f"unknown option(s) for {cls.__name__}: {names}. "
-                          f"Known: {', '.join(prefix + f for f in fields)}")
+        raise ConfigError(
+            f"unknown option(s) for {cls.__name__}: {names}. Known: {', '.join(prefix + f for f in fields)}"
+        )
     kwargs = {}
     for name, value in values.items():
         tp = hints[name]
@@ -171,8 +172,7 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_config(cls: type[T], path: str | Path | None = None,
-                overrides: list[str] | dict[str, Any] | None = None) -> T:
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> T:
     """Build ``cls`` from its defaults, then the YAML file at ``path``, then ``overrides``."""
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
@@ -224,14 +224,16 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, default_pat
     Parse with ``parser.parse_known_args`` and hand the leftovers to :func:`load_config`
     as overrides (see :func:`parse_config_cli`).
     """
-    parser.add_argument("--config", default=default_path,
-                        help="YAML config file; any option below can also be given as --key value")
+    parser.add_argument(
+        "--config", default=default_path, help="YAML config file; any option below can also be given as --key value"
+    )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = f"config options ({cls.__name__}):\n{describe_config(cls)}"
 
 
-def parse_config_cli(cls: type[T], argv: list[str] | None = None, description: str | None = None,
-                     default_path: str | None = None) -> T:
+def parse_config_cli(
+    cls: type[T], argv: list[str] | None = None, description: str | None = None, default_path: str | None = None
+) -> T:
     """Standalone parser: ``--config file.yaml --key value ...`` -> ``cls`` instance."""
     parser = argparse.ArgumentParser(description=description)
     add_config_arguments(parser, cls, default_path)

