@@ -28,7 +28,7 @@ from lemoe.config import AdaptorConfig, LEMoEConfig, RouterConfig, TrainConfig
 from lemoe.data import EditRequest
 from lemoe.routing import pooled_embedding, topk_gate
 from lemoe.subjects import subject_token_variants
-from lemoe.training import SequentialEditor
+from lemoe.training import SequentialEditor, fresh_forward_inputs
 from shared_utils.tracking import get_logger
 
 log = get_logger("lemoe")
@@ -52,14 +52,13 @@ class LEMoEEditor(SequentialEditor):
         super().__init__(model, tokenizer, config.adaptor.layer, config.train)
         self.config = config
         self.ffn_path = ffn_path(model, config.adaptor)
-        parent_path, attr = self.ffn_path.rsplit(".", 1)
         ffn = get_submodule(model, self.ffn_path)
         ref = next(ffn.parameters())
         d_embed = model.get_input_embeddings().weight.shape[1]
         self.adaptor = MoEAdaptor(ffn, hidden_size(model), d_embed, config.adaptor, config.router).to(
             ref.device, ref.dtype
         )
-        setattr(get_submodule(model, parent_path), attr, self.adaptor)
+        model.set_submodule(self.ffn_path, self.adaptor)
         for p in self.adaptor.router.parameters():
             p.requires_grad_(False)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -121,16 +120,10 @@ class LEMoEEditor(SequentialEditor):
             or self._prompt_mask is not None
         ):
             return None
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        if input_ids is None:
+        inputs = fresh_forward_inputs(args, kwargs)
+        if inputs is None or inputs[0] is None:
             return None
-        past = kwargs.get("past_key_values")
-        if past is not None and hasattr(past, "get_seq_length") and past.get_seq_length() > 0:
-            return None  # a cached decoding step: keep the decision made on the prompt
-        mask = kwargs.get("attention_mask")
-        if mask is None:
-            mask = torch.ones_like(input_ids)
-        self.adaptor.set_instance_gate(self.route(input_ids, mask))
+        self.adaptor.set_instance_gate(self.route(*inputs))
         return None
 
     @contextmanager

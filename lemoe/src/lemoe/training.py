@@ -56,6 +56,20 @@ class _StopForward(Exception):
     pass
 
 
+def fresh_forward_inputs(args: tuple, kwargs: dict) -> tuple[torch.Tensor | None, torch.Tensor | None] | None:
+    """(input_ids, attention_mask) of a model forward that starts on a prompt, seen from a forward pre-hook
+    (``with_kwargs=True``); None for a cached decoding step, which keeps the decision made on its prompt.
+    A missing attention mask is all ones; either can be None when the call passes neither ids nor mask."""
+    past = kwargs.get("past_key_values")
+    if past is not None and hasattr(past, "get_seq_length") and past.get_seq_length() > 0:
+        return None
+    input_ids = kwargs.get("input_ids", args[0] if args else None)
+    mask = kwargs.get("attention_mask")
+    if mask is None and input_ids is not None:
+        mask = torch.ones_like(input_ids)
+    return input_ids, mask
+
+
 def decoder_base(model: nn.Module) -> tuple[nn.Module, str]:
     """(the transformer body that owns the layer list, the attribute name of that list)."""
     path = find_layers_path(model)

@@ -16,13 +16,16 @@ A new value starts at the FFN output at the key position and is trained on the t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
 from lemoe.adaptor import ffn_path, get_submodule
 from lemoe.config import AdaptorConfig, TrainConfig
 from lemoe.data import EditRequest
-from lemoe.training import SequentialEditor, encode_pairs
+from lemoe.training import SequentialEditor, encode_pairs, fresh_forward_inputs
 
 
 class GRACECodebook(nn.Module):
@@ -112,11 +115,10 @@ class GRACEEditor(SequentialEditor):
     ):
         super().__init__(model, tokenizer, adaptor.layer, train, lr)
         path = ffn_path(model, adaptor)
-        parent, attr = path.rsplit(".", 1)
         ffn = get_submodule(model, path)
         ref = next(ffn.parameters())
         self.codebook = GRACECodebook(ffn, model.get_input_embeddings().weight.shape[1]).to(ref.device)
-        setattr(get_submodule(model, parent), attr, self.codebook)
+        model.set_submodule(path, self.codebook)
         self.eps_init = eps_init
         self._batch_entries: torch.Tensor | None = None
         self._in_routing = False
@@ -124,16 +126,10 @@ class GRACEEditor(SequentialEditor):
 
     def _key_hook(self, _module, args, kwargs):
         """Plain ``model(...)`` / ``generate``: the key is the last prompt token of a fresh forward."""
-        if self._in_routing:
-            return None
-        past = kwargs.get("past_key_values")
-        if past is not None and hasattr(past, "get_seq_length") and past.get_seq_length() > 0:
-            return None  # cached step: keep the decision made on the prompt
-        input_ids = kwargs.get("input_ids", args[0] if args else None)
-        mask = kwargs.get("attention_mask")
-        if mask is None and input_ids is not None:
-            mask = torch.ones_like(input_ids)
-        self.codebook.key_positions = None if mask is None else last_positions(mask)
+        inputs = None if self._in_routing else fresh_forward_inputs(args, kwargs)
+        if inputs is not None:
+            mask = inputs[1]
+            self.codebook.key_positions = None if mask is None else last_positions(mask)
         return None
 
     def _keys_of(self, requests: list[EditRequest]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,28 +158,22 @@ class GRACEEditor(SequentialEditor):
         self.codebook.values.requires_grad_(False)
         self._batch_entries = None
 
+    @contextmanager
+    def _keyed(self, positions: torch.Tensor | None, forced: torch.Tensor | None) -> Iterator[None]:
+        """Key positions (None: no entry fires) and, in training, each instance's entry, around one forward."""
+        book = self.codebook
+        self._in_routing = True
+        book.key_positions, book.forced_entries, book.entries = positions, forced, None
+        try:
+            yield
+        finally:
+            self._in_routing = False
+            book.key_positions = book.forced_entries = book.entries = None
+
     def _routing(self, input_ids, attention_mask, prompt_mask, training: bool = False):
-        return _CodebookRouting(self, prompt_mask if prompt_mask is not None else attention_mask, training)
+        mask = prompt_mask if prompt_mask is not None else attention_mask
+        return self._keyed(last_positions(mask), self._batch_entries if training else None)
 
     def detached(self):
         """Run the model as if unedited (no entry fires) inside the block."""
-        return _CodebookRouting(self, None, False, off=True)
-
-
-class _CodebookRouting:
-    """Sets the key positions (and, in training, each instance's entry) around one forward."""
-
-    def __init__(self, editor: GRACEEditor, mask: torch.Tensor | None, training: bool, off: bool = False):
-        self.editor, self.mask, self.training, self.off = editor, mask, training, off
-
-    def __enter__(self):
-        book = self.editor.codebook
-        self.editor._in_routing = True
-        book.key_positions = None if self.off else last_positions(self.mask)
-        book.forced_entries = self.editor._batch_entries if self.training else None
-        book.entries = None
-
-    def __exit__(self, *exc):
-        book = self.editor.codebook
-        self.editor._in_routing = False
-        book.key_positions = book.forced_entries = book.entries = None
+        return self._keyed(None, None)
