@@ -15,14 +15,13 @@ from typing import Any, TypeVar
 
 import yaml
 
+from .cli import one_line
+from .errors import ConfigError
+
 T = TypeVar("T")
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
-
-
-class ConfigError(ValueError):
-    """A config file or override that cannot be applied; the message names the key."""
 
 
 def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
@@ -132,6 +131,21 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         raise ConfigError(f"option {key!r} expects {name}, got {value!r}") from None
 
 
+def check_choices(config: Any) -> None:
+    """Raise :class:`ConfigError` when a ``Literal``-typed field holds a value outside its choices.
+
+    For configs built in Python (``__post_init__`` calls it); YAML and command-line values
+    are already checked while they are coerced.
+    """
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        _, inner = _is_optional(hints[f.name])
+        value = getattr(config, f.name)
+        if typing.get_origin(inner) is typing.Literal and value is not None and value not in typing.get_args(inner):
+            allowed = list(typing.get_args(inner))
+            raise ConfigError(f"option {type(config).__name__}.{f.name} must be one of {allowed}, got {value!r}")
+
+
 def _build(cls: type[T], values: dict[str, Any], prefix: str = "") -> T:
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
@@ -172,16 +186,29 @@ def _deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> T:
-    """Build ``cls`` from its defaults, then the YAML file at ``path``, then ``overrides``."""
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    package: str | None = None,
+) -> T:
+    """Build ``cls`` from its defaults, then the YAML file at ``path``, then ``overrides``.
+
+    With ``package``, ``path`` may also name a config shipped inside that package
+    (``default``, ``paper/...``; see :func:`resolve_config_path`). Choice fields typed
+    ``Literal`` are checked here, before any model or data is touched.
+    """
     if not dataclasses.is_dataclass(cls):
         raise TypeError(f"{cls!r} is not a dataclass")
     values: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
+        path = resolve_config_path(package, path) if package else Path(path)
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
-        loaded = yaml.safe_load(path.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError(f"config file {path} is not valid YAML: {one_line(err)}") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         values = loaded
@@ -192,6 +219,62 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 def config_to_dict(config: Any) -> dict[str, Any]:
     """The resolved config as plain YAML/JSON-able data."""
     return dataclasses.asdict(config)
+
+
+def flatten_config(config: Any, prefix: str = "") -> dict[str, Any]:
+    """A config (dataclass or nested mapping) as ``{"section.key": value}`` with dotted keys."""
+    values = config_to_dict(config) if dataclasses.is_dataclass(config) else config
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten_config(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def diff_configs(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, old value, new value)`` for every key whose value differs (missing = None)."""
+    a, b = flatten_config(old), flatten_config(new)
+    return [(key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+
+
+def packaged_configs(package: str) -> list[str]:
+    """Names of the YAML configs shipped inside ``package`` (``configs/<name>.yaml``), sorted."""
+    from importlib import resources
+
+    root = resources.files(package) / "configs"
+    names: list[str] = []
+
+    def walk(node: Any, prefix: str) -> None:
+        for child in node.iterdir():
+            if child.is_dir():
+                walk(child, f"{prefix}{child.name}/")
+            elif child.name.endswith(".yaml"):
+                names.append(prefix + child.name[: -len(".yaml")])
+
+    if root.is_dir():
+        walk(root, "")
+    return sorted(names)
+
+
+def resolve_config_path(package: str, name_or_path: str | Path) -> Path:
+    """A YAML file given by path, or by the name of a config shipped in ``package``.
+
+    ``default``, ``paper/qqp`` or ``paper/qqp.yaml`` name ``<package>/configs/<name>.yaml``
+    inside the installed package; anything else must be an existing file.
+    """
+    from importlib import resources
+
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        return path
+    name = str(name_or_path).removesuffix(".yaml")
+    shipped = resources.files(package) / "configs" / f"{name}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    known = ", ".join(packaged_configs(package)) or "none"
+    raise ConfigError(f"config {str(name_or_path)!r} is neither a file nor a config shipped with {package} ({known})")
 
 
 def dump_config(config: Any, path: str | Path | None = None) -> str:
@@ -214,28 +297,41 @@ def describe_config(cls: type, prefix: str = "") -> str:
             continue
         default = _field_default(f)
         help_text = f.metadata.get("help", "")
+        _, inner = _is_optional(tp)
+        if typing.get_origin(inner) is typing.Literal:
+            help_text = f"{{{', '.join(map(str, typing.get_args(inner)))}}} {help_text}"
         lines.append(f"  --{prefix}{f.name} (default: {default!r}) {help_text}".rstrip())
     return "\n".join(lines)
 
 
-def add_config_arguments(parser: argparse.ArgumentParser, cls: type, default_path: str | None = None) -> None:
-    """Add ``--config`` to ``parser`` and list ``cls``'s options in its epilog.
+def add_config_arguments(
+    parser: argparse.ArgumentParser, cls: type, default_path: str | None = None, package: str | None = None
+) -> None:
+    """Add ``--config`` to ``parser`` and list ``cls``'s options (with their defaults) in its epilog.
 
-    Parse with ``parser.parse_known_args`` and hand the leftovers to :func:`load_config`
-    as overrides (see :func:`parse_config_cli`).
+    ``package`` lets ``--config`` name a config shipped inside it (see
+    :func:`resolve_config_path`). Parse with ``parser.parse_known_args`` and hand the
+    leftovers to :func:`load_config` as overrides (see :func:`parse_config_cli`).
     """
+    shipped = f" or the name of one shipped with {package}: {', '.join(packaged_configs(package))}" if package else ""
     parser.add_argument(
-        "--config", default=default_path, help="YAML config file; any option below can also be given as --key value"
+        "--config",
+        default=default_path,
+        help=f"YAML config file{shipped}; any option below can also be given as --key value",
     )
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
-    parser.epilog = f"config options ({cls.__name__}):\n{describe_config(cls)}"
+    parser.epilog = f"config options ({cls.__name__}), with their defaults:\n{describe_config(cls)}"
 
 
 def parse_config_cli(
-    cls: type[T], argv: list[str] | None = None, description: str | None = None, default_path: str | None = None
+    cls: type[T],
+    argv: list[str] | None = None,
+    description: str | None = None,
+    default_path: str | None = None,
+    package: str | None = None,
 ) -> T:
     """Standalone parser: ``--config file.yaml --key value ...`` -> ``cls`` instance."""
     parser = argparse.ArgumentParser(description=description)
-    add_config_arguments(parser, cls, default_path)
+    add_config_arguments(parser, cls, default_path, package)
     args, rest = parser.parse_known_args(argv)
-    return load_config(cls, args.config, rest)
+    return load_config(cls, args.config, rest, package)

@@ -31,6 +31,17 @@ class AcceleratorConfig:
     cpu: bool = field(default=False, metadata={"help": "force the CPU even when a GPU is present"})
 
 
+def apply_threads(num_threads: int) -> None:
+    """``torch.set_num_threads(num_threads)`` when positive; 0 keeps torch's own choice.
+
+    On a small shared CPU one thread per process is often faster than two contending ones.
+    """
+    if num_threads > 0:
+        import torch
+
+        torch.set_num_threads(num_threads)
+
+
 def has_gpu() -> bool:
     """CUDA (or Apple MPS) is usable."""
     import torch

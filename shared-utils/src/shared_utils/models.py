@@ -25,12 +25,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .errors import ModelNotFound, UserError
 from .tracking import get_logger
 
 logger = get_logger(__name__)
 
 
-class EmbeddedModelMissing(ImportError):
+class EmbeddedModelMissing(UserError, ImportError):
     """An embedded alias was asked for but its PyPI package is not installed."""
 
 
@@ -151,11 +152,30 @@ def resolve_model(name: str) -> ResolvedModel:
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"model folder {path} has no config.json")
+            raise ModelNotFound(f"model folder {path} has no config.json")
         return ResolvedModel(name, path)
-    if name.startswith((".", "/", "~")):
-        raise FileNotFoundError(f"model folder {name} does not exist")
+    if name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelNotFound(f"model folder {name} does not exist")
     return ResolvedModel(name, Path(name))
+
+
+def _not_found(name: str, err: Exception) -> ModelNotFound:
+    aliases = ", ".join(EMBEDDED_MODELS)
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return ModelNotFound(
+        f"cannot load model {name!r}: not an embedded alias ({aliases}), not a local folder, and not "
+        f"loadable as a hub id here ({reason})"
+    )
+
+
+def _pretrained(loader: Any, target: str, name: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(target)``; a hub id that cannot be fetched names the alternatives."""
+    try:
+        return loader.from_pretrained(target, **kwargs)
+    except OSError as err:
+        if Path(target).exists():
+            raise
+        raise _not_found(name, err) from None
 
 
 def _from_pretrained_target(resolved: ResolvedModel) -> str:
@@ -172,8 +192,8 @@ def load_causal_lm(name: str, dtype: Any = None, device: Any = None, **model_kwa
 
     resolved = resolve_model(name)
     target = _from_pretrained_target(resolved)
-    model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype or torch.float32, **model_kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(target)
+    model = _pretrained(AutoModelForCausalLM, target, name, dtype=dtype or torch.float32, **model_kwargs)
+    tokenizer = _pretrained(AutoTokenizer, target, name)
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         tokenizer.pad_token = tokenizer.eos_token
     if device is not None:
@@ -188,8 +208,8 @@ def load_encoder(name: str = "minilm-l6", device: Any = None) -> tuple[Any, Any]
 
     resolved = resolve_model(name)
     target = _from_pretrained_target(resolved)
-    model = AutoModel.from_pretrained(target)
-    tokenizer = AutoTokenizer.from_pretrained(target)
+    model = _pretrained(AutoModel, target, name)
+    tokenizer = _pretrained(AutoTokenizer, target, name)
     if device is not None:
         model.to(device)
     model.eval()

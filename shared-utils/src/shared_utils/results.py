@@ -2,8 +2,9 @@
 
 A results JSON holds ``metrics``, the resolved ``config``, ``versions`` of the main
 libraries, the ``git_commit``, the ``device``, ``wall_time_s`` and any ``extra`` fields.
-Files are written to a temporary file in the same folder and renamed, so a crash never
-leaves a half-written file behind.
+Files are written to a temporary file in the same folder and renamed (:mod:`shared_utils.atomic`),
+so a crash never leaves a half-written file behind. ``python -m shared_utils.results --require-clean``
+is the check ``make reproduce-<pkg>`` runs before a run stamps results.
 """
 
 from __future__ import annotations
@@ -12,47 +13,18 @@ import json
 import os
 import platform
 import subprocess
-import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .atomic import atomic_write_json, atomic_write_text
+from .errors import ConfigError, RecordError
+
 TRACKED_PACKAGES = ("torch", "transformers", "peft", "accelerate", "datasets")
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temp file + rename (never half-written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_json(path: str | Path, data: Any) -> Path:
-    """JSON (indent 2, keys in insertion order) written atomically. Serialises first."""
-    text = json.dumps(data, indent=2, default=_json_default) + "\n"
-    return atomic_write_text(path, text)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):  # numpy / torch scalars
-        return value.item()
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON: {value!r}")
+# Paths that runs themselves regenerate: a change there does not make the code "dirty".
+GENERATED_PATHS = (":(exclude)results", ":(exclude,glob)**/README.md", ":(exclude)README.md")
 
 
 def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str | None]:
@@ -65,23 +37,46 @@ def package_versions(names: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str |
     return versions
 
 
-def git_commit(cwd: str | Path | None = None) -> str | None:
-    """The checkout's commit, with ``-dirty`` when tracked files are modified."""
+def _git(args: list[str], cwd: Path) -> str:
+    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True, timeout=10)
+    return done.stdout
+
+
+def _repo_root(cwd: str | Path | None) -> Path:
+    """Top of the checkout holding ``cwd`` (default: the one shared_utils runs from)."""
+    return Path(_git(["rev-parse", "--show-toplevel"], Path(cwd) if cwd else Path(__file__).resolve().parent).strip())
+
+
+def modified_code_files(cwd: str | Path | None = None) -> list[str] | None:
+    """Tracked files with uncommitted changes, results and READMEs excepted; None outside a checkout."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
+        root = _repo_root(cwd)
+        out = _git(["status", "--porcelain", "--untracked-files=no", "--", ".", *GENERATED_PATHS], root)
     except (OSError, subprocess.SubprocessError):
         return None
-    return f"{commit}-dirty" if dirty else commit
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit of the checkout the code runs from (``cwd``, default: where shared_utils lives),
+    with ``-dirty`` when tracked code is modified. Changes under ``results/`` and to READMEs,
+    which runs regenerate themselves, do not count. None outside a git checkout."""
+    try:
+        commit = _git(["rev-parse", "HEAD"], _repo_root(cwd)).strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if modified_code_files(cwd) else commit
+
+
+def require_clean_checkout(allow_dirty: bool = False, cwd: str | Path | None = None) -> None:
+    """Refuse (``ConfigError``) to stamp results from code with uncommitted changes, unless allowed."""
+    modified = modified_code_files(cwd)
+    if modified and not allow_dirty:
+        shown = ", ".join(modified[:8]) + (" ..." if len(modified) > 8 else "")
+        raise ConfigError(
+            f"refusing to write results from a checkout with uncommitted changes ({shown}): the code that "
+            "produced them would not be in the history. Commit first, or allow it (ALLOW_DIRTY=1 / --allow-dirty)"
+        )
 
 
 def device_description() -> str:
@@ -111,7 +106,7 @@ def write_results(
         "config": config,
         "versions": package_versions((*TRACKED_PACKAGES, *extra_packages)),
         "python": platform.python_version(),
-        "git_commit": git_commit(Path(path).resolve().parent if Path(path).parent.exists() else None),
+        "git_commit": git_commit(),
         "device": device_description(),
         "wall_time_s": wall_time_s,
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -126,7 +121,10 @@ def load_results(folder: str | Path, pattern: str = "*.json") -> list[dict[str, 
     """Every results JSON in ``folder`` (sorted by file name), each with its ``_file``."""
     rows = []
     for file in sorted(Path(folder).glob(pattern)):
-        record = json.loads(file.read_text())
+        try:
+            record = json.loads(file.read_text())
+        except json.JSONDecodeError as err:
+            raise RecordError(f"{file}: not valid JSON ({err.msg} at line {err.lineno})") from None
         record["_file"] = file.name
         rows.append(record)
     return rows
@@ -201,3 +199,26 @@ def replace_marked_section(path: str | Path, name: str, content: str) -> bool:
         return False
     atomic_write_text(path, new_text)
     return True
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``--require-clean [--allow-dirty]``: exit 2 with the modified files named when code is dirty."""
+    import argparse
+
+    from .cli import run_cli
+
+    parser = argparse.ArgumentParser(prog="python -m shared_utils.results")
+    parser.add_argument("--require-clean", action="store_true", help="fail when tracked code has uncommitted changes")
+    parser.add_argument("--allow-dirty", action="store_true", help="only warn")
+    args = parser.parse_args(argv)
+
+    def check(_: object) -> int:
+        if args.require_clean:
+            require_clean_checkout(args.allow_dirty)
+        return 0
+
+    return run_cli(check, parser.prog)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
