@@ -49,5 +49,9 @@ clean:  ## remove the venv and caches (not results/)
 	rm -rf $(VENV) .ruff_cache $(foreach p,$(PACKAGES),$(p)/.pytest_cache)
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 
+# `make reproduce-<pkg>` stamps results from committed code only; ALLOW_DIRTY=1 lets it run anyway
+# (the results then carry a "-dirty" commit). Each reproduce target runs this first.
+REQUIRE_CLEAN = $(PY) -m shared_utils.results --require-clean $(if $(ALLOW_DIRTY),--allow-dirty)
+
 # Each package adds its reproduce-<pkg> and bench-<pkg> targets here.
 include $(wildcard */package.mk)

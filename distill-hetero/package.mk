@@ -4,6 +4,7 @@
 DISTILL_HETERO_CONFIG := $(if $(filter paper,$(SCALE)),distill-hetero/configs/paper/gpt2xl-gpt2base-dolly.yaml,distill-hetero/configs/default.yaml)
 
 reproduce-distill-hetero: setup  ## run the embedded default and write results/distill-hetero/
+	$(REQUIRE_CLEAN)
 	$(PY) -m distill_hetero reproduce --config $(DISTILL_HETERO_CONFIG) --results results/distill-hetero \
 		--readme distill-hetero/README.md $(DISTILL_HETERO_ARGS)
 

@@ -7,6 +7,7 @@ INFODIFFUSION_CONFIG := $(if $(filter paper,$(SCALE)),infodiffusion/configs/pape
 INFODIFFUSION_RESULTS := $(if $(filter paper,$(SCALE)),results/infodiffusion/paper,results/infodiffusion)
 
 reproduce-infodiffusion: setup  ## run the embedded default and write results/infodiffusion/ (SCALE=paper: QQP, paper size)
+	$(REQUIRE_CLEAN)
 	$(INFODIFFUSION_ENV) $(PY) -m infodiffusion reproduce --config $(INFODIFFUSION_CONFIG) \
 		--results $(INFODIFFUSION_RESULTS) --runs runs/infodiffusion \
 		$(if $(filter paper,$(SCALE)),,--readme infodiffusion/README.md)

@@ -4,6 +4,7 @@ SPEFT_ROWS := $(if $(filter paper,$(SCALE)),semantic-peft/configs/paper/reproduc
 SPEFT_RESULTS := $(if $(filter paper,$(SCALE)),results/semantic-peft/paper,results/semantic-peft)
 
 reproduce-semantic-peft: setup  ## LoRA / +filter / +reweight / +both / full FT on the built-in facts -> results/semantic-peft/ (SCALE=paper: 7B)
+	$(REQUIRE_CLEAN)
 	TOKENIZERS_PARALLELISM=false $(PY) -m semantic_peft reproduce --rows $(SPEFT_ROWS) --results $(SPEFT_RESULTS)
 
 bench-semantic-peft: setup  ## step time re-weighted/plain LoRA and filtering pass vs one epoch, in one run
