@@ -15,7 +15,7 @@ PYTEST_ARGS ?= -m "not gpu"
 # where torch comes from: empty = the configured index; the GitHub CPU jobs set the CPU-build index
 TORCH_INDEX ?=
 
-.PHONY: setup test lint format clean help $(addprefix test-,$(PACKAGES))
+.PHONY: setup test check-install lint format clean help $(addprefix test-,$(PACKAGES))
 
 help:  ## list the targets
 	@grep -hE '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,9 @@ test: setup  ## run every package's tests (each separately); fails if any fails
 
 $(addprefix test-,$(PACKAGES)): test-%: setup  ## run one package's tests
 	cd $* && $(TEST_ENV) ../$(PY) -m pytest $(PYTEST_ARGS)
+
+check-install: setup  ## each package installed as the README says into a fresh venv: its tiny command gives the checkout's numbers
+	$(TEST_ENV) $(PY) scripts/check_install.py $(CHECK_PACKAGES)
 
 lint: setup  ## ruff over the whole tree (lint rules, formatting of every Python file); actionlint over the workflows
 	$(VENV)/bin/ruff check .
