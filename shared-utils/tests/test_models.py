@@ -77,3 +77,33 @@ def test_minilm_alias_loads_bert_encoder():
     with torch.no_grad():
         hidden = encoder(**batch).last_hidden_state
     assert hidden.shape == (1, batch.input_ids.shape[1], 384)
+
+
+def test_decoder_layers_of_llama_and_gpt2_and_a_custom_body():
+    from torch import nn
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    from shared_utils.models import decoder_layers, decoder_layers_path
+
+    llama = LlamaForCausalLM(
+        LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2)
+    )
+    gpt2 = GPT2LMHeadModel(GPT2Config(vocab_size=64, n_embd=16, n_layer=2, n_head=2))
+    assert decoder_layers_path(llama) == "model.layers" and len(decoder_layers(llama)) == 3
+    assert decoder_layers_path(gpt2) == "transformer.h" and decoder_layers(gpt2) is gpt2.transformer.h
+
+    class Body(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.config = type("C", (), {"num_hidden_layers": 2})()
+            self.stack = nn.Module()
+            self.stack.blocks = nn.ModuleList([nn.Linear(2, 2), nn.Linear(2, 2)])
+            self.heads = nn.ModuleList([nn.Linear(2, 2)])
+
+    assert decoder_layers_path(Body()) == "stack.blocks"
+    body = Body()
+    body.config.num_hidden_layers = 5
+    import pytest
+
+    with pytest.raises(ValueError, match="cannot find the decoder blocks of Body"):
+        decoder_layers_path(body)

@@ -62,6 +62,8 @@ _LAZY = {
     "load_causal_lm": "models",
     "load_encoder": "models",
     "EmbeddedModelMissing": "models",
+    "decoder_layers": "models",
+    "decoder_layers_path": "models",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -214,3 +214,33 @@ def load_encoder(name: str = "minilm-l6", device: Any = None) -> tuple[Any, Any]
         model.to(device)
     model.eval()
     return model, tokenizer
+
+
+# Where HF decoder-only models keep their list of decoder blocks.
+LAYER_CONTAINERS = ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers")
+
+
+def decoder_layers_path(model: Any) -> str:
+    """Dotted path of a HF causal LM's decoder-block ``ModuleList`` (``model.layers`` for the
+    LLaMA family, ``transformer.h`` for GPT-2, ...): a known container first, else the only
+    ``ModuleList`` as long as ``config.num_hidden_layers``. ``ValueError`` when there is none."""
+    from torch import nn
+
+    for path in LAYER_CONTAINERS:
+        try:
+            if isinstance(model.get_submodule(path), nn.ModuleList):
+                return path
+        except AttributeError:
+            continue
+    depth = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    found = [name for name, m in model.named_modules() if isinstance(m, nn.ModuleList) and len(m) == depth]
+    if len(found) == 1:
+        return found[0]
+    raise ValueError(
+        f"cannot find the decoder blocks of {type(model).__name__} (looked for {', '.join(LAYER_CONTAINERS)})"
+    )
+
+
+def decoder_layers(model: Any) -> Any:
+    """The decoder-block ``ModuleList`` of a HF causal LM (see :func:`decoder_layers_path`)."""
+    return model.get_submodule(decoder_layers_path(model))
