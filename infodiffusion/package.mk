@@ -2,8 +2,8 @@
 
 INFODIFFUSION_ENV := WANDB_MODE=$${WANDB_MODE:-offline} HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 
-# SCALE=paper: the QQP setting at the paper's size (needs the DiffuSeq QQP folder, see configs/paper/qqp.yaml)
-INFODIFFUSION_CONFIG := $(if $(filter paper,$(SCALE)),infodiffusion/configs/paper/qqp.yaml,infodiffusion/configs/default.yaml)
+# SCALE=paper: the QQP setting at the paper's size (needs the DiffuSeq QQP folder, see the shipped config paper/qqp)
+INFODIFFUSION_CONFIG := $(if $(filter paper,$(SCALE)),paper/qqp,default)
 INFODIFFUSION_RESULTS := $(if $(filter paper,$(SCALE)),results/infodiffusion/paper,results/infodiffusion)
 
 reproduce-infodiffusion: setup  ## run the embedded default and write results/infodiffusion/ (SCALE=paper: QQP, paper size)
@@ -13,4 +13,4 @@ reproduce-infodiffusion: setup  ## run the embedded default and write results/in
 		$(if $(filter paper,$(SCALE)),,--readme infodiffusion/README.md)
 
 bench-infodiffusion: setup  ## print the package's benchmarks
-	$(INFODIFFUSION_ENV) $(PY) infodiffusion/benchmarks/bench_schedules.py --config infodiffusion/configs/default.yaml
+	$(INFODIFFUSION_ENV) $(PY) infodiffusion/benchmarks/bench_schedules.py --config default

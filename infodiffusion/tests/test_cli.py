@@ -1,9 +1,38 @@
 import json
+import time
 
 import pytest
 
+import infodiffusion.reproduce
+import infodiffusion.run
 from infodiffusion.cli import build_parser, main
-from shared_utils.config import ConfigError
+from infodiffusion.config import InfoDiffusionConfig
+from shared_utils.config import diff_configs, flatten_config, load_config
+
+
+def _args(overrides: dict) -> list[str]:
+    return [f"--{k}={v}" for k, v in overrides.items()]
+
+
+def _one_line_error(capsys, *needles: str) -> str:
+    """The command ended with one error line (after any log lines) and no traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("infodiffusion: error: ")]
+    assert len(errors) == 1 and err.splitlines()[-1] == errors[0], err
+    for needle in needles:
+        assert needle in errors[0], err
+    return errors[0]
+
+
+@pytest.fixture
+def no_tokenizer(monkeypatch):
+    """Fail the test if a command gets as far as loading the tokenizer (the first data step)."""
+
+    def refuse(name):
+        raise AssertionError(f"the tokenizer {name!r} was loaded before the config was checked")
+
+    monkeypatch.setattr(infodiffusion.run, "load_tokenizer", refuse)
 
 
 def test_help_lists_the_subcommands(capsys):
@@ -14,15 +43,87 @@ def test_help_lists_the_subcommands(capsys):
         assert command in out
 
 
-def test_unknown_option_is_named(tmp_path):
-    with pytest.raises(ConfigError, match="no_such_option"):
-        main(["train", "--train.no_such_option", "3", "--output_dir", str(tmp_path)])
+def test_shipped_default_config_equals_the_dataclass_defaults():
+    shipped = load_config(InfoDiffusionConfig, "default", package="infodiffusion")
+    assert diff_configs(shipped, InfoDiffusionConfig()) == []
+    assert shipped == InfoDiffusionConfig()
 
 
-def test_bad_schedule_value_is_named(tmp_path, tiny_overrides):
-    args = [f"--{k}={v}" for k, v in tiny_overrides.items()]
-    with pytest.raises(ValueError, match=r"diffusion\.schedule"):
-        main(["train", *args, "--diffusion.schedule", "cosine", "--output_dir", str(tmp_path)])
+def test_help_shows_the_shipped_default_values(capsys):
+    shipped = flatten_config(load_config(InfoDiffusionConfig, "default", package="infodiffusion"))
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert "--config CONFIG" in out and "default" in out and "tiny" in out and "paper/qqp" in out
+    for key, value in shipped.items():
+        assert f"--{key} (default: {value!r})" in out, key
+
+
+def test_unknown_option_is_one_line(tmp_path, capsys, no_tokenizer):
+    assert main(["train", "--train.no_such_option", "3", "--output_dir", str(tmp_path)]) == 2
+    _one_line_error(capsys, "train.no_such_option", "train.steps")
+
+
+def test_bad_choice_fails_before_any_data_is_loaded(tmp_path, capsys, no_tokenizer):
+    start = time.perf_counter()
+    assert main(["train", "--diffusion.schedule", "cosine", "--output_dir", str(tmp_path)]) == 2
+    assert time.perf_counter() - start < 1.0
+    _one_line_error(capsys, "diffusion.schedule", "'sqrt', 'linear', 'info'", "cosine")
+    assert not any(tmp_path.iterdir())
+
+
+def test_unknown_config_name_lists_the_shipped_ones(capsys):
+    assert main(["train", "--config", "nosuch"]) == 2
+    _one_line_error(capsys, "nosuch", "default", "tiny", "paper/qqp")
+
+
+def test_malformed_jsonl_names_file_and_line(tmp_path, capsys, tiny_overrides):
+    (tmp_path / "train.jsonl").write_text('{"src": "a b", "trg": "b a"}\n\n{"src": "a", "trg": \n')
+    args = _args({**tiny_overrides, "data.dataset": tmp_path, "output_dir": tmp_path / "run"})
+    assert main(["train", *args]) == 2
+    _one_line_error(capsys, f"{tmp_path / 'train.jsonl'} line 3", "not valid JSON")
+
+
+def test_malformed_record_is_named(tmp_path, capsys, tiny_overrides):
+    (tmp_path / "train.jsonl").write_text('{"src": "a b", "trg": "b a"}\n{"src": "a", "tgt": "b"}\n')
+    args = _args({**tiny_overrides, "data.dataset": tmp_path, "output_dir": tmp_path / "run"})
+    assert main(["train", *args]) == 2
+    _one_line_error(capsys, "train.jsonl line 2", "missing field 'trg'")
+
+
+def test_missing_local_data_is_reported_not_looked_up(tmp_path, capsys, monkeypatch, tiny_overrides):
+    import datasets
+
+    def no_hub(*args, **kwargs):
+        raise AssertionError("a local path was looked up on the Hub")
+
+    monkeypatch.setattr(datasets, "load_dataset", no_hub)
+    missing = tmp_path / "no" / "such" / "folder"
+    args = _args({**tiny_overrides, "data.dataset": missing, "output_dir": tmp_path / "run"})
+    assert main(["train", *args]) == 2
+    _one_line_error(capsys, str(missing), "not found")
+
+
+def test_unknown_tokenizer_lists_the_embedded_aliases(tmp_path, capsys, tiny_overrides):
+    args = _args({**tiny_overrides, "data.tokenizer": "no-such-model-xyz", "output_dir": tmp_path / "run"})
+    assert main(["train", *args]) == 2
+    _one_line_error(capsys, "no-such-model-xyz", "minilm-l6", "smollm2-135m-instruct")
+
+
+def test_sample_without_a_trained_model_is_one_line(tmp_path, capsys):
+    assert main(["sample", "--run", str(tmp_path)]) == 2
+    _one_line_error(capsys, str(tmp_path), "no trained model")
+
+
+def _samples_file(path, rows):
+    path.write_text(
+        "\n".join(
+            json.dumps({"source": s, "candidate": c, "seed": 0, "src": "", "hyp": h, "ref": r}) for s, c, h, r in rows
+        )
+    )
+
+
+EVAL = ["--eval.mbr_quality", "2", "--eval.mbr_diversity", "2", "--eval.bertscore_model", ""]
 
 
 def test_eval_scores_a_samples_file(tmp_path):
@@ -32,29 +133,51 @@ def test_eval_scores_a_samples_file(tmp_path):
         (1, 0, "p q r s t", "p q r s t"),
         (1, 1, "p q r s t", "p q r s t"),
     ]
-    path = tmp_path / "samples.jsonl"
-    path.write_text(
-        "\n".join(
-            json.dumps({"source": s, "candidate": c, "seed": 0, "src": "", "hyp": h, "ref": r}) for s, c, h, r in rows
-        )
-    )
-    assert (
-        main(
-            [
-                "eval",
-                "--run",
-                str(tmp_path),
-                "--eval.mbr_quality",
-                "2",
-                "--eval.mbr_diversity",
-                "2",
-                "--eval.bertscore_model",
-                "",
-            ]
-        )
-        == 0
-    )
+    _samples_file(tmp_path / "samples.jsonl", rows)
+    assert main(["eval", "--run", str(tmp_path), *EVAL]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     # MBR over two candidates ties -> the first; both picks equal their references
     assert metrics["bleu"] == pytest.approx(1.0) and metrics["rouge_l"] == pytest.approx(1.0)
     assert metrics["div_4"] == pytest.approx((4 / 4 + 2 / 4) / 2)
+
+
+def test_eval_names_a_malformed_sample(tmp_path, capsys):
+    path = tmp_path / "samples.jsonl"
+    path.write_text(
+        '{"source": 0, "candidate": 0, "hyp": "a", "ref": "a"}\n{"source": 0, "candidate": 1, "ref": "a"}\n'
+    )
+    assert main(["eval", "--samples", str(path), "--run", str(tmp_path), *EVAL]) == 2
+    _one_line_error(capsys, f"{path} record 2", "'hyp'")
+    path.write_text("{not json\n")
+    assert main(["eval", "--samples", str(path), "--run", str(tmp_path), *EVAL]) == 2
+    _one_line_error(capsys, f"{path} line 1", "not valid JSON")
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_reproduce_writes_under_output_dir_and_no_readme_by_default(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(infodiffusion.reproduce, "reproduce", lambda *args: calls.append(args) or "table")
+    assert main(["reproduce", "--output_dir", str(tmp_path / "out")]) == 0
+    _, results, runs, readme, rows, reuse = calls[-1]
+    assert (results, runs, readme, rows, reuse) == (tmp_path / "out" / "results", tmp_path / "out", None, None, False)
+    readme_path = tmp_path / "README.md"
+    assert main(["reproduce", "--results", "R", "--runs", "S", "--readme", str(readme_path), "--rows", "diffuseq"]) == 0
+    assert [str(p) for p in calls[-1][1:4]] == ["R", "S", str(readme_path)] and calls[-1][4] == ["diffuseq"]
+
+
+def test_reproduce_refuses_unknown_rows_and_a_missing_readme(tmp_path, capsys, no_tokenizer):
+    assert main(["reproduce", "--output_dir", str(tmp_path), "--rows", "diffuseq,nosuch"]) == 2
+    _one_line_error(capsys, "nosuch", "info_no_selfcond")
+    assert main(["reproduce", "--output_dir", str(tmp_path), "--readme", str(tmp_path / "README.md")]) == 2
+    _one_line_error(capsys, "--readme", "README.md")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_config_built_in_python_checks_its_choices():
+    from infodiffusion.config import DiffusionConfig, SampleConfig
+    from shared_utils.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"DiffusionConfig\.schedule .*'sqrt', 'linear', 'info'.*'cosine'"):
+        DiffusionConfig(schedule="cosine")
+    with pytest.raises(ConfigError, match=r"SampleConfig\.method"):
+        SampleConfig(method="ddpm2")

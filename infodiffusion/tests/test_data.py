@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from infodiffusion.builtin import builtin_pairs
-from infodiffusion.data import DataError, VocabMap, decode, load_pairs, pack, read_jsonl, tokenize_pairs
+from infodiffusion.data import DataError, VocabMap, decode, load_pairs, pack, read_pairs, tokenize_pairs
 from infodiffusion.run import load_tokenizer
+from shared_utils.errors import RecordError
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +26,27 @@ def tokenizer():
 def test_malformed_lines_name_the_line(tmp_path, line, message):
     path = tmp_path / "train.jsonl"
     path.write_text('{"src": "ok", "trg": "ok"}\n' + line + "\n")
-    with pytest.raises(DataError, match=message):
-        read_jsonl(path)
-    with pytest.raises(DataError, match=f"train.jsonl {message}"):
+    with pytest.raises(RecordError, match=message):
+        read_pairs(path)
+    with pytest.raises(RecordError, match=f"train.jsonl {message}"):
+        load_pairs(str(tmp_path), "train")
+
+
+def test_blank_lines_keep_line_numbers_and_a_json_array_names_the_record(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"src": "a", "trg": "b"}\n\n\n{"src": "a"}\n')
+    with pytest.raises(DataError, match=r"pairs\.jsonl line 4: missing field 'trg'"):
+        load_pairs(str(path), "train")
+    array = tmp_path / "pairs.json"
+    array.write_text('[{"src": "a", "trg": "b"}, {"src": "a", "trg": 1}]')
+    with pytest.raises(DataError, match=r"pairs\.json record 2: field 'trg' must be a string"):
+        load_pairs(str(array), "train")
+    assert load_pairs(str(path), "train", limit=1) == [{"src": "a", "trg": "b"}]
+
+
+def test_a_folder_without_the_split_is_named(tmp_path):
+    (tmp_path / "valid.jsonl").write_text('{"src": "a", "trg": "b"}\n')
+    with pytest.raises(DataError, match=r"no train\.jsonl .* split 'train'"):
         load_pairs(str(tmp_path), "train")
 
 

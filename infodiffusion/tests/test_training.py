@@ -45,14 +45,102 @@ def test_resume_continues_identically(tmp_path, tiny_overrides):
     assert any(not torch.equal(start[k], end[k]) for k in start)
 
 
-def test_bad_batch_size_is_named(tmp_path, tiny_overrides):
-    with pytest.raises(ValueError, match=r"train.batch_size=7 .* train.grad_accum \(2\)"):
-        main(
-            [
-                "train",
-                *_args({**tiny_overrides, "output_dir": tmp_path, "train.batch_size": "7", "train.grad_accum": "2"}),
-            ]
-        )
+def test_bad_batch_size_is_named(tmp_path, capsys, tiny_overrides):
+    args = _args({**tiny_overrides, "output_dir": tmp_path, "train.batch_size": "7", "train.grad_accum": "2"})
+    assert main(["train", *args]) == 2
+    assert "train.batch_size=7 must be divisible by processes (1) x train.grad_accum (2)" in capsys.readouterr().err
+
+
+def _weights(folder: Path) -> dict:
+    return load_file(str(folder / "model.safetensors"))
+
+
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_keep_the_newest_and_each_is_loadable(tmp_path, tiny_overrides):
+    from infodiffusion.model import DiffusionTransformer
+
+    out = tmp_path / "run"
+    o = {**tiny_overrides, "output_dir": out, "train.steps": "5", "train.checkpoint_every": "1"}
+    assert main(["train", *_args({**o, "train.keep_last": "2"})]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_4", "step_5"]
+    for part in ("model", "ema"):
+        DiffusionTransformer.from_pretrained(out / "checkpoints" / "step_4" / part)
+        assert _same(_weights(out / "checkpoints" / "step_5" / part), _weights(out / part)), part
+    # a new run in the same folder replaces the old run's checkpoints instead of mixing with them
+    assert main(["train", *_args({**o, "train.steps": "2", "train.keep_last": "3"})]) == 0
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["step_1", "step_2"]
+
+
+def test_resume_with_another_config_is_refused_unless_forced(tmp_path, capsys, tiny_overrides):
+    out = tmp_path / "run"
+    o = {**tiny_overrides, "output_dir": out, "train.steps": "2", "train.checkpoint_every": "1"}
+    assert main(["train", *_args(o)]) == 0
+    saved = (out / "run_config.json").read_text()
+    resume = {**o, "train.resume": out / "checkpoints" / "step_2"}
+    capsys.readouterr()
+    assert main(["train", *_args({**resume, "train.lr": "0.5", "data.max_train": "32", "train.steps": "3"})]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "differs in 2 key(s)" in err and "train.lr: 0.002 -> 0.5" in err and "data.max_train: 64 -> 32" in err
+    assert "train.steps" not in err and "resume_force" in err
+    assert (out / "run_config.json").read_text() == saved and not (out / "checkpoints" / "step_3").exists()
+    # a longer run of the same config (train.steps is not compared), and a forced one
+    assert main(["train", *_args({**resume, "train.steps": "3"})]) == 0
+    assert json.loads((out / "train_summary.json").read_text())["steps"] == 3
+    again = {**resume, "train.resume": out / "checkpoints" / "step_3", "train.steps": "4", "train.lr": "0.5"}
+    assert main(["train", *_args({**again, "train.resume_force": "true"})]) == 0
+    assert json.loads((out / "run_config.json").read_text())["train.lr"] == 0.5
+
+
+def test_a_crash_while_writing_the_final_folder_keeps_the_previous_one(tmp_path, monkeypatch, tiny_overrides):
+    from infodiffusion.evaluate import load_model
+    from infodiffusion.model import DiffusionTransformer
+
+    out = tmp_path / "run"
+    o = {**tiny_overrides, "output_dir": out, "train.steps": "2"}
+    assert main(["train", *_args(o)]) == 0
+    before = _weights(out / "ema")
+    save = DiffusionTransformer.save_pretrained
+
+    def crash_in_final_ema(self, folder, state_dict=None):
+        if Path(folder).name.startswith(".ema."):  # the temporary sibling of <run>/ema
+            (Path(folder) / "config.json").write_text("{")  # half-written
+            raise OSError("disk full")
+        save(self, folder, state_dict)
+
+    monkeypatch.setattr(DiffusionTransformer, "save_pretrained", crash_in_final_ema)
+    with pytest.raises(OSError, match="disk full"):
+        main(["train", *_args({**o, "seed": "1"})])
+    assert _same(_weights(out / "ema"), before)
+    load_model(out)  # still loads
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".ema.")]
+
+
+def test_a_run_stopped_before_its_last_step_can_be_sampled_and_resumed(tmp_path, monkeypatch, tiny_overrides):
+    from infodiffusion import trainer
+    from infodiffusion.evaluate import model_folder
+
+    out = tmp_path / "run"
+    o = {**tiny_overrides, "output_dir": out, "train.steps": "4", "train.checkpoint_every": "2"}
+    update, calls = trainer.EMA.update, []
+
+    def interrupt_at_step_3(self, model):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        update(self, model)
+
+    monkeypatch.setattr(trainer.EMA, "update", interrupt_at_step_3)
+    assert main(["train", *_args(o)]) == 130
+    monkeypatch.setattr(trainer.EMA, "update", update)
+    assert not (out / "ema").exists() and model_folder(out) == out / "checkpoints" / "step_2" / "ema"
+    assert main(["sample", *_args(o)]) == 0
+    records = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
+    assert len(records) == 4 * 2
+    assert main(["train", *_args({**o, "train.resume": out / "checkpoints" / "step_2"})]) == 0
+    assert model_folder(out) == out / "ema" and model_folder(out, use_ema=False) == out / "model"
 
 
 @pytest.mark.slow

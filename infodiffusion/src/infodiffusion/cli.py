@@ -1,7 +1,9 @@
 """Command line of `infodiffusion`: train, sample, eval, bench, reproduce.
 
-Every sub-command takes ``--config FILE`` and ``--section.key value`` overrides
-(see ``infodiffusion train --help`` for the list).
+Every sub-command takes ``--config FILE_OR_NAME`` (default: the shipped ``default``; also
+``tiny``, ``paper/qqp``, ...) and ``--section.key value`` overrides (see
+``infodiffusion train --help`` for the list). A bad option, data file or model name is
+reported in one line with exit code 2.
 """
 
 from __future__ import annotations
@@ -12,13 +14,9 @@ from pathlib import Path
 
 from infodiffusion import __version__
 from infodiffusion.config import InfoDiffusionConfig
+from shared_utils.cli import run_cli
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = PACKAGE_ROOT / "configs" / "default.yaml"
-
-
-def _default_path() -> str | None:
-    return str(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else None
+PACKAGE = "infodiffusion"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,22 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
         "eval": "score a samples.jsonl (six metrics with MBR)",
         "bench": "training steps/s, sampling samples/s and reverse steps to 95 percent of the final BLEU: "
         "info vs sqrt schedule",
-        "reproduce": "the four-row default reproduction into results/infodiffusion/",
+        "reproduce": "the four-row default reproduction (runs in --runs, results JSON in --results)",
     }
     for name, help_text in commands.items():
         p = sub.add_parser(
             name, help=help_text, description=help_text, formatter_class=argparse.RawDescriptionHelpFormatter
         )
-        add_config_arguments(p, InfoDiffusionConfig, _default_path())
+        add_config_arguments(p, InfoDiffusionConfig, "default", package=PACKAGE)
         if name in ("sample", "eval"):
             p.add_argument("--run", help="trained run folder (default: output_dir)")
             p.add_argument("--samples", help="samples.jsonl to write/read (default: <run>/samples.jsonl)")
         if name == "eval":
             p.add_argument("--metrics-out", help="metrics JSON to write (default: <run>/metrics.json)")
         if name == "reproduce":
-            p.add_argument("--results", default="results/infodiffusion", help="results folder")
-            p.add_argument("--runs", default="runs/infodiffusion", help="where the rows' runs go")
-            p.add_argument("--readme", default=str(PACKAGE_ROOT / "README.md"), help="README to update")
+            p.add_argument("--runs", help="where the rows' runs go (default: output_dir)")
+            p.add_argument("--results", help="results folder (default: <runs>/results)")
+            p.add_argument("--readme", help="README whose results table to regenerate (default: none)")
             p.add_argument("--rows", default="", help="comma-separated subset of rows")
             p.add_argument(
                 "--reuse-runs",
@@ -64,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_cli(_main, PACKAGE, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     from shared_utils.config import load_config
 
     parser = build_parser()
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    cfg = load_config(InfoDiffusionConfig, args.config, overrides)
+    cfg = load_config(InfoDiffusionConfig, args.config, overrides, package=PACKAGE)
     if args.command == "train":
         from infodiffusion.trainer import train
 
@@ -89,12 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             write_samples(records, out)
             print(f"wrote {len(records)} candidates to {out}")
     elif args.command == "eval":
-        from infodiffusion.evaluate import score_records
+        from infodiffusion.evaluate import read_samples, score_records
         from shared_utils.results import write_results
 
         run = args.run or cfg.output_dir
         path = Path(args.samples or Path(run) / "samples.jsonl")
-        records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        records = read_samples(path)
         metrics = score_records(records, cfg)
         write_results(args.metrics_out or Path(run) / "metrics.json", metrics, config=cfg, extra={"samples": str(path)})
         print(json.dumps(metrics, indent=2))
@@ -106,5 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         from infodiffusion.reproduce import reproduce
 
         rows = [r for r in args.rows.split(",") if r] or None
-        print(reproduce(cfg, Path(args.results), Path(args.runs), Path(args.readme), rows, args.reuse_runs))
+        runs = Path(args.runs or cfg.output_dir)
+        results = Path(args.results) if args.results else runs / "results"
+        readme = Path(args.readme) if args.readme else None
+        print(reproduce(cfg, results, runs, readme, rows, args.reuse_runs))
     return 0

@@ -1,12 +1,27 @@
-"""Configuration dataclasses (defaults < YAML < command-line overrides, see shared_utils.config)."""
+"""Configuration dataclasses (defaults < YAML < command-line overrides, see shared_utils.config).
+
+The defaults are the values of the shipped ``configs/default.yaml`` (a test keeps them
+equal). Choice fields are ``Literal``-typed: a value outside the choices is refused when
+the config is loaded or built, before any data or model is touched.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
+
+from shared_utils.config import check_choices
+
+
+class _Checked:
+    """Checks the ``Literal`` choice fields of configs built in Python."""
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Checked):
     """The DiffuSeq denoiser: a randomly initialised BERT encoder between up/down projections."""
 
     embedding_dim: int = field(default=32, metadata={"help": "word embedding width (paper: 128)"})
@@ -19,16 +34,18 @@ class ModelConfig:
 
 
 @dataclass
-class DiffusionConfig:
+class DiffusionConfig(_Checked):
     """Noise schedule and forward process."""
 
     steps: int = field(default=500, metadata={"help": "number of diffusion steps T (paper: 2000)"})
-    schedule: str = field(default="info", metadata={"help": "sqrt (DiffuSeq) | linear (abar=1-t/T) | info"})
-    info_lambda: float = field(default=0.5, metadata={"help": "lambda of the information schedule"})
-    info_score: str = field(
-        default="self_information", metadata={"help": "self_information (-log p(w)) | tfidf: word information score"}
+    schedule: Literal["sqrt", "linear", "info"] = field(
+        default="info", metadata={"help": "sqrt (DiffuSeq), linear (abar=1-t/T) or info"}
     )
-    sample_schedule: str = field(
+    info_lambda: float = field(default=0.5, metadata={"help": "lambda of the information schedule"})
+    info_score: Literal["self_information", "tfidf"] = field(
+        default="self_information", metadata={"help": "word information score: self_information (-log p(w)) or tfidf"}
+    )
+    sample_schedule: Literal["predicted", "none"] = field(
         default="predicted",
         metadata={
             "help": "predicted: per-token schedule from argmax words of x0-hat "
@@ -39,9 +56,12 @@ class DiffusionConfig:
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Checked):
     dataset: str = field(
-        default="builtin", metadata={"help": "builtin | a folder with train/valid/test .jsonl | a hub id"}
+        default="builtin",
+        metadata={
+            "help": "builtin, a .jsonl file, a folder with train/valid/test .jsonl (a path), or a hub id (owner/name)"
+        },
     )
     train_split: str = field(default="train", metadata={"help": "split used for training"})
     eval_split: str = field(default="test", metadata={"help": "split used for evaluation"})
@@ -55,7 +75,7 @@ class DataConfig:
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Checked):
     steps: int = field(default=500, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=64, metadata={"help": "global batch size per optimizer step"})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
@@ -63,19 +83,34 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     warmup_steps: int = field(default=50, metadata={"help": "linear warm-up, then linear decay to 0"})
     ema_decay: float = field(default=0.995, metadata={"help": "EMA decay (paper: 0.9999)"})
-    timestep_sampler: str = field(default="lossaware", metadata={"help": "uniform | lossaware"})
+    timestep_sampler: Literal["uniform", "lossaware"] = field(
+        default="lossaware", metadata={"help": "how training steps t are drawn"}
+    )
     self_cond_prob: float = field(default=0.5, metadata={"help": "probability of the self-conditioning pass"})
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm (0: off)"})
-    mixed_precision: str = field(default="auto", metadata={"help": "auto | no | bf16 | fp16"})
-    tracker: str = field(default="wandb", metadata={"help": "wandb | none"})
-    checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: end only)"})
-    resume: str = field(default="", metadata={"help": "checkpoint folder to resume from"})
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(
+        default="auto", metadata={"help": "auto: bf16 where the GPU has it, else fp32"}
+    )
+    tracker: Literal["wandb", "none"] = field(default="wandb", metadata={"help": "experiment tracker"})
+    checkpoint_every: int = field(
+        default=100,
+        metadata={
+            "help": "save a checkpoint every N steps (0: at the end only); `sample`/`eval` of a run "
+            "stopped early use its latest checkpoint"
+        },
+    )
+    keep_last: int = field(default=2, metadata={"help": "checkpoints kept (the newest N; older ones are deleted)"})
+    resume: str = field(default="", metadata={"help": "checkpoint folder (checkpoints/step_N) to resume from"})
+    resume_force: bool = field(
+        default=False,
+        metadata={"help": "resume even when the checkpoint's run was made with another config"},
+    )
     log_every: int = field(default=50, metadata={"help": "log the loss every N steps"})
 
 
 @dataclass
-class SampleConfig:
-    method: str = field(default="ddim", metadata={"help": "ddim (respaced) | ddpm (all T steps)"})
+class SampleConfig(_Checked):
+    method: Literal["ddim", "ddpm"] = field(default="ddim", metadata={"help": "ddim (respaced) or ddpm (all T steps)"})
     steps: int = field(default=50, metadata={"help": "reverse steps for ddim"})
     clamp: bool = field(
         default=False,
@@ -90,7 +125,7 @@ class SampleConfig:
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(_Checked):
     mbr_quality: int = field(default=10, metadata={"help": "candidates for MBR in quality metrics"})
     mbr_diversity: int = field(default=3, metadata={"help": "candidates for the diversity metrics"})
     bertscore_model: str = field(default="minilm-l6", metadata={"help": "encoder for BERTScore"})
@@ -98,7 +133,7 @@ class EvalConfig:
 
 
 @dataclass
-class InfoDiffusionConfig:
+class InfoDiffusionConfig(_Checked):
     seed: int = field(default=0, metadata={"help": "random seed"})
     output_dir: str = field(default="runs/infodiffusion", metadata={"help": "where checkpoints/samples go"})
     model: ModelConfig = field(default_factory=ModelConfig)

@@ -7,7 +7,6 @@ the positions that are noised and generated, pads included (they encode the leng
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +14,12 @@ import datasets
 import torch
 
 from infodiffusion.builtin import builtin_pairs
+from shared_utils.errors import ConfigError
+from shared_utils.records import RecordError, parse_records, read_records, require_local
 
 
-class DataError(ValueError):
-    """A malformed record; the message names the file and line (or record index)."""
+class DataError(RecordError):
+    """A malformed record or a data set that cannot be read; the message names the file and record."""
 
 
 def _check_record(record, where: str) -> dict[str, str]:
@@ -32,38 +33,38 @@ def _check_record(record, where: str) -> dict[str, str]:
     return {"src": record["src"], "trg": record["trg"]}
 
 
-def read_jsonl(path: str | Path, limit: int = 0) -> list[dict[str, str]]:
-    """Read and validate a DiffuSeq JSONL file (blank lines are skipped)."""
+def read_pairs(path: str | Path, limit: int = 0) -> list[dict[str, str]]:
+    """The ``{"src", "trg"}`` records of a DiffuSeq ``.jsonl`` file (or a JSON array), validated.
+
+    Errors name the file and the line (JSON Lines) or record index (JSON array).
+    """
     path = Path(path)
-    records = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path} line {lineno}: not valid JSON ({err.msg})") from err
-            records.append(_check_record(record, f"{path} line {lineno}"))
-            if limit and len(records) >= limit:
-                break
-    return records
+    unit = "line" if path.suffix == ".jsonl" else "record"
+    raws = read_records(path, limit)
+    if unit == "line":  # read_records skips blank lines: number the records by their line
+        lines = [n for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1) if line.strip()]
+    else:
+        lines = list(range(1, len(raws) + 1))
+    return parse_records(raws, lambda raw, i: _check_record(raw, f"{path} {unit} {lines[i]}"), str(path))
 
 
 def load_pairs(dataset: str, split: str, limit: int = 0) -> list[dict[str, str]]:
-    """``builtin``, a local folder with ``<split>*.jsonl`` or a hub id (via ``datasets``)."""
+    """``builtin``, a local ``.jsonl`` file or folder with ``<split>*.jsonl``, or a hub id (``datasets``).
+
+    A local path that does not exist is an error; it is never looked up on the Hub.
+    """
     if dataset == "builtin":
         pairs = builtin_pairs(split)
         return pairs[:limit] if limit else pairs
-    folder = Path(dataset).expanduser()
-    if folder.is_file():
-        return read_jsonl(folder, limit)
-    if folder.is_dir():
-        exact = folder / f"{split}.jsonl"
-        matches = [exact] if exact.is_file() else sorted(folder.glob(f"{split}*.jsonl"))
+    local = require_local(dataset, "data.dataset")
+    if local is not None and local.is_file():
+        return read_pairs(local, limit)
+    if local is not None:
+        exact = local / f"{split}.jsonl"
+        matches = [exact] if exact.is_file() else sorted(local.glob(f"{split}*.jsonl"))
         if not matches:
-            raise FileNotFoundError(f"no {split}.jsonl (or {split}*.jsonl) in {folder}")
-        return read_jsonl(matches[0], limit)
+            raise DataError(f"data.dataset {local}: no {split}.jsonl (or {split}*.jsonl) for split {split!r}")
+        return read_pairs(matches[0], limit)
     hub = datasets.load_dataset(dataset, split=split, streaming=True)
     records = []
     for i, record in enumerate(hub):
@@ -87,7 +88,7 @@ class VocabMap:
     def build(cls, tokenizer, token_lists=None, restrict: bool = True) -> VocabMap:
         specials = [tokenizer.pad_token_id, tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.unk_token_id]
         if None in specials:
-            raise ValueError("the tokenizer needs pad, cls, sep and unk tokens")
+            raise ConfigError("data.tokenizer: the tokenizer needs pad, cls, sep and unk tokens")
         if restrict:
             seen = set()
             for tokens in token_lists or []:
@@ -145,7 +146,7 @@ def pack(src: list[int], trg: list[int], vocab: VocabMap, seq_len: int) -> tuple
 
 def pack_dataset(tokenized: datasets.Dataset, vocab: VocabMap, seq_len: int) -> datasets.Dataset:
     if seq_len < 6:
-        raise ValueError(f"data.seq_len must be at least 6, got {seq_len}")
+        raise ConfigError(f"data.seq_len must be at least 6, got {seq_len}")
 
     def encode(batch):
         out = [pack(s, t, vocab, seq_len) for s, t in zip(batch["src_tok"], batch["trg_tok"])]

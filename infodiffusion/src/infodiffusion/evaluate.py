@@ -14,10 +14,38 @@ from infodiffusion.metrics import BertScorer, corpus_sentence_bleu, evaluate_can
 from infodiffusion.model import DiffusionTransformer
 from infodiffusion.run import RunArtifacts, load_artifacts
 from infodiffusion.sampling import generate_distributed
+from shared_utils.checkpoints import CheckpointManager
+from shared_utils.errors import ModelNotFound, RecordError
+from shared_utils.records import parse_records, read_records
+from shared_utils.tracking import get_logger
+
+logger = get_logger(__name__)
+
+
+def model_folder(run_dir: str | Path, use_ema: bool = True) -> Path:
+    """The newest weights of a run: its final ``ema/`` (or ``model/``) folder, or, when the run
+    stopped before its last step (or was resumed and stopped again), its latest checkpoint's."""
+    run_dir = Path(run_dir)
+    name = "ema" if use_ema else "model"
+    final, summary = run_dir / name, run_dir / "train_summary.json"
+    final_step = -1
+    if final.is_dir():
+        final_step = json.loads(summary.read_text())["steps"] if summary.is_file() else 0
+    checkpoints = CheckpointManager(run_dir)
+    steps = [s for s in checkpoints.steps() if (checkpoints.path(s) / name).is_dir()]
+    if steps and steps[-1] > final_step:
+        latest = steps[-1]
+        logger.warning(
+            "%s has no final %s/ of step %d or later: using checkpoint step_%d", run_dir, name, latest, latest
+        )
+        return checkpoints.path(latest) / name
+    if final_step < 0:
+        raise ModelNotFound(f"{run_dir} holds no trained model: no {name}/ and no checkpoints/step_N/{name}/")
+    return final
 
 
 def load_model(run_dir: str | Path, use_ema: bool = True) -> DiffusionTransformer:
-    return DiffusionTransformer.from_pretrained(Path(run_dir) / ("ema" if use_ema else "model"))
+    return DiffusionTransformer.from_pretrained(model_folder(run_dir, use_ema))
 
 
 def sample_run(
@@ -35,8 +63,8 @@ def sample_run(
     # cpu=True lets accelerate run torchrun-launched CPU processes over gloo
     state = accelerator or PartialState(cpu=not torch.cuda.is_available())
     sample_cfg = sample_cfg or cfg.sample
-    artifacts = artifacts or load_artifacts(cfg, run_dir)
     model = load_model(run_dir, sample_cfg.use_ema).to(state.device)
+    artifacts = artifacts or load_artifacts(cfg, run_dir)
     pairs = load_pairs(cfg.data.dataset, cfg.data.eval_split, cfg.data.max_eval)
     ids, mask = artifacts.encode(pairs, cfg.data.seq_len)
     n = n_candidates or sample_cfg.candidates
@@ -71,6 +99,24 @@ def write_samples(records: list[dict], path: str | Path) -> None:
 
     lines = [json.dumps({k: v for k, v in r.items() if k != "trajectory"}) for r in records]
     atomic_write_text(path, "\n".join(lines) + "\n")
+
+
+SAMPLE_FIELDS = {"source": int, "candidate": int, "hyp": str, "ref": str}
+
+
+def read_samples(path: str | Path) -> list[dict]:
+    """The records of a ``samples.jsonl`` written by ``sample``; a malformed one is an error naming it."""
+
+    def check(raw, index: int) -> dict:
+        where = f"{path} record {index + 1}"
+        if not isinstance(raw, dict):
+            raise RecordError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        for key, kind in SAMPLE_FIELDS.items():
+            if not isinstance(raw.get(key), kind):
+                raise RecordError(f"{where}: field {key!r} must be a {kind.__name__}, got {raw.get(key)!r}")
+        return raw
+
+    return parse_records(read_records(path), check, str(path))
 
 
 def group_candidates(records: list[dict]) -> tuple[list[list[str]], list[str]]:

@@ -50,22 +50,10 @@ BOLD = {
 
 
 def row_config(base: InfoDiffusionConfig, row: str, runs_dir: Path) -> InfoDiffusionConfig:
-    from shared_utils.config import config_to_dict, load_config
+    from shared_utils.config import flatten_config, load_config
 
-    overrides = {k: str(v) for k, v in ROWS[row][1].items()}
-    overrides["output_dir"] = str(runs_dir / row)
-    cfg = load_config(InfoDiffusionConfig, None, {**_flatten(config_to_dict(base)), **overrides})
-    return cfg
-
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    flat = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            flat.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            flat[f"{prefix}{k}"] = str(v)
-    return flat
+    overrides = {**ROWS[row][1], "output_dir": str(runs_dir / row)}
+    return load_config(InfoDiffusionConfig, None, {**flatten_config(base), **overrides})
 
 
 TRAINING_SECTIONS = ("seed", "model", "data", "train")
@@ -138,6 +126,8 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from shared_utils.atomic import save_figure
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for r in rows:
         curve = r["curve"]["bleu_by_step"]
@@ -148,10 +138,7 @@ def plot_curves(rows: list[dict], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=120)
 
 
 def render_table(results_dir: Path) -> str:
@@ -178,7 +165,7 @@ def write_report(results_dir: Path, readme: Path | None) -> str:
     )
     atomic_write_text(results_dir / "table.md", table + note)
     plot_curves(rows, results_dir / "bleu_vs_steps.png")
-    if readme is not None and readme.exists():
+    if readme is not None:
         replace_marked_section(
             readme, "results", table + note + "\n![BLEU vs reverse steps](../results/infodiffusion/bleu_vs_steps.png)\n"
         )
@@ -194,7 +181,13 @@ def reproduce(
     reuse: bool = False,
 ) -> str:
     from infodiffusion.metrics import BertScorer
+    from shared_utils.errors import ConfigError
 
+    unknown = sorted(set(rows or ()) - set(ROWS))
+    if unknown:
+        raise ConfigError(f"--rows: unknown row(s) {', '.join(unknown)}; known: {', '.join(ROWS)}")
+    if readme is not None and not readme.is_file():
+        raise ConfigError(f"--readme: no such file {readme}")
     results_dir.mkdir(parents=True, exist_ok=True)
     scorer = BertScorer(base.eval.bertscore_model, base.eval.bertscore_layer) if base.eval.bertscore_model else None
     for row in rows or list(ROWS):

@@ -17,11 +17,22 @@ from infodiffusion.schedule import NoiseSchedule
 
 
 def load_tokenizer(name: str):
+    """The tokenizer of an embedded alias, a local folder or a hub id; an unknown name lists the aliases."""
     from transformers import AutoTokenizer
 
-    from shared_utils.models import resolve_model
+    from shared_utils.errors import ModelNotFound
+    from shared_utils.models import EMBEDDED_MODELS, resolve_model
 
-    return AutoTokenizer.from_pretrained(str(resolve_model(name).path))
+    path = resolve_model(name).path
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except OSError as err:
+        if path.exists():
+            raise
+        raise ModelNotFound(
+            f"data.tokenizer {name!r} is not an embedded alias ({', '.join(EMBEDDED_MODELS)}), "
+            f"not a local folder, and not loadable as a hub id here ({str(err).splitlines()[0]})"
+        ) from None
 
 
 def build_diffusion(cfg: InfoDiffusionConfig, info: InformationScores | None) -> TextDiffusion:

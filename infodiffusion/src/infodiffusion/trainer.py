@@ -1,6 +1,11 @@
 """Training loop on ``accelerate``: DDP, gradient accumulation, mixed precision, wandb,
 atomic checkpoints with EMA weights and exact resume.
 
+A run folder (``output_dir``) holds ``checkpoints/step_N/`` (the newest ``train.keep_last``;
+each with loadable ``model/`` and ``ema/`` folders, so ``sample`` works on a run stopped
+early), ``run_config.json`` (what a resume is checked against) and, once finished,
+``model/``, ``ema/`` and ``train_summary.json``.
+
 The batch of optimizer step s is a pure function of (seed, s): sample positions
 s·B ... (s+1)·B - 1 of an endless sequence of seeded epoch permutations, split into
 micro-batches per accumulation step and per process. Together with the RNG states saved by
@@ -9,8 +14,8 @@ micro-batches per accumulation step and per process. Together with the RNG state
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +27,28 @@ from infodiffusion.config import InfoDiffusionConfig
 from infodiffusion.diffusion import TextDiffusion, TimestepSampler
 from infodiffusion.model import DiffusionTransformer
 from infodiffusion.run import RunArtifacts, prepare_artifacts
-from shared_utils.device import save_state_atomically
+from shared_utils.atomic import atomic_folder, atomic_write_json
+from shared_utils.checkpoints import CheckpointManager
+from shared_utils.config import flatten_config
+from shared_utils.errors import ConfigError
+from shared_utils.tracking import get_logger
+
+logger = get_logger(__name__)
+
+# Keys that may change when a run is resumed: the total step count (to extend a run), where
+# it is written and how often it logs/checkpoints, and everything that only sampling or
+# evaluation reads. Any other difference from the checkpoint's run refuses the resume.
+RESUME_MAY_CHANGE = (
+    "output_dir",
+    "train.steps",
+    "train.resume",
+    "train.resume_force",
+    "train.log_every",
+    "train.checkpoint_every",
+    "train.keep_last",
+    "train.tracker",
+    "diffusion.sample_schedule",
+)
 
 
 class EMA:
@@ -79,13 +105,39 @@ def lr_lambda(warmup: int, total: int):
     return factor
 
 
-def save_checkpoint(accelerator, folder: Path, model, ema: EMA) -> None:
-    """Training state plus the EMA weights (``<folder>/ema``), written atomically."""
+def resume_ignored(cfg: InfoDiffusionConfig) -> list[str]:
+    """The dotted config keys a resume does not compare (see ``RESUME_MAY_CHANGE``)."""
+    return [k for k in flatten_config(cfg) if k in RESUME_MAY_CHANGE or k.startswith(("sample.", "eval."))]
 
-    def write_ema(tmp: Path) -> None:
-        accelerator.unwrap_model(model).save_pretrained(tmp / "ema", ema.state_dict())
 
-    save_state_atomically(accelerator, folder, write_ema)
+def check_resume(cfg: InfoDiffusionConfig) -> None:
+    """Refuse ``train.resume`` into a run made with another config, unless ``train.resume_force``.
+
+    The checkpoint ``<run>/checkpoints/step_N`` is compared with ``<run>/run_config.json``.
+    """
+    folder = Path(cfg.train.resume)
+    if not folder.is_dir():
+        raise ConfigError(f"train.resume: no checkpoint folder {folder}")
+    ignored = resume_ignored(cfg)
+    CheckpointManager(folder.parent.parent).check_resume(cfg, ignore=ignored, force=cfg.train.resume_force)
+    logger.info("resuming from %s; not compared with its run's config: %s", folder, ", ".join(ignored))
+
+
+def clear_other_runs_checkpoints(checkpoints: CheckpointManager, resume: str) -> None:
+    """Remove checkpoints in the output folder left by an earlier run (kept when resuming from one of them)."""
+    if resume and Path(resume).resolve().parent == checkpoints.root.resolve():
+        return
+    old = checkpoints.steps()
+    if old:
+        logger.warning("%s: a new run starts here; removing the old run's checkpoints %s", checkpoints.root, old)
+        for step in old:
+            shutil.rmtree(checkpoints.path(step))
+
+
+def write_weights(folder: Path, model: DiffusionTransformer, ema: EMA) -> None:
+    """``<folder>/model`` and ``<folder>/ema``: loadable with ``DiffusionTransformer.from_pretrained``."""
+    model.save_pretrained(folder / "model")
+    model.save_pretrained(folder / "ema", ema.state_dict())
 
 
 def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> dict:
@@ -95,6 +147,8 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
 
     tc = cfg.train
     out = Path(cfg.output_dir)
+    if tc.resume:
+        check_resume(cfg)
     os.environ.setdefault("WANDB_DIR", str(out))
     accelerator = build_accelerator(
         AcceleratorConfig(
@@ -104,15 +158,19 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
             cpu=not torch.cuda.is_available(),
         ),
         run_name=out.name,
-        tracker_config=_flat(cfg),
+        tracker_config=flatten_config(cfg),
     )
     world = accelerator.num_processes
     if tc.batch_size % (world * tc.grad_accum):
-        raise ValueError(
+        raise ConfigError(
             f"train.batch_size={tc.batch_size} must be divisible by processes ({world}) x "
             f"train.grad_accum ({tc.grad_accum})"
         )
     micro = tc.batch_size // (world * tc.grad_accum)
+    checkpoints = CheckpointManager(out, keep_last=tc.keep_last)
+    if accelerator.is_main_process:
+        clear_other_runs_checkpoints(checkpoints, tc.resume)
+        checkpoints.record_config(cfg)
 
     seed_everything(cfg.seed)
     if artifacts is None:
@@ -132,6 +190,7 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
     seed_everything(cfg.seed * 1000 + 1 + accelerator.process_index)
     if tc.resume:
         accelerator.load_state(tc.resume)
+    start_step = progress.step
     device = accelerator.device
     model.train()
     bar = tqdm(total=tc.steps, initial=progress.step, disable=not accelerator.is_local_main_process, desc="train")
@@ -167,45 +226,25 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
             accelerator.log(terms_sum, step=progress.step)
             bar.set_postfix(loss=f"{terms_sum['loss']:.3f}")
         if tc.checkpoint_every and progress.step % tc.checkpoint_every == 0 and progress.step < tc.steps:
-            save_checkpoint(accelerator, out / "checkpoints" / f"step_{progress.step}", model, ema)
+            checkpoints.save(accelerator, progress.step, lambda tmp: write_weights(tmp, core, ema))
     bar.close()
     elapsed = time.time() - start
-    save_checkpoint(accelerator, out / "checkpoints" / f"step_{progress.step}", model, ema)
+    checkpoints.save(accelerator, progress.step, lambda tmp: write_weights(tmp, core, ema))
     summary = {
         "steps": progress.step,
         "world_size": world,
         "micro_batch": micro,
         "train_time_s": elapsed,
-        "steps_per_s": (tc.steps - _resumed_from(tc.resume)) / max(elapsed, 1e-9),
+        "steps_per_s": (progress.step - start_step) / max(elapsed, 1e-9),
         "loss_history": history,
     }
     if accelerator.is_main_process:
-        core.save_pretrained(out / "model")
-        core.save_pretrained(out / "ema", ema.state_dict())
-        from shared_utils.results import atomic_write_json
-
+        # each folder is swapped in whole; the summary (the step they hold) is written last
+        with atomic_folder(out / "model") as tmp:
+            core.save_pretrained(tmp)
+        with atomic_folder(out / "ema") as tmp:
+            core.save_pretrained(tmp, ema.state_dict())
         atomic_write_json(out / "train_summary.json", summary)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
-
-
-def _resumed_from(resume: str) -> int:
-    if not resume:
-        return 0
-    try:
-        return int(Path(resume).name.rsplit("_", 1)[-1])
-    except ValueError:
-        return 0
-
-
-def _flat(cfg) -> dict:
-    from shared_utils.config import config_to_dict
-
-    flat = {}
-    for section, values in config_to_dict(cfg).items():
-        if isinstance(values, dict):
-            flat.update({f"{section}.{k}": v for k, v in values.items()})
-        else:
-            flat[section] = values
-    return json.loads(json.dumps(flat, default=str)) if flat else {}
