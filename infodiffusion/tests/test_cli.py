@@ -181,3 +181,17 @@ def test_a_config_built_in_python_checks_its_choices():
         DiffusionConfig(schedule="cosine")
     with pytest.raises(ConfigError, match=r"SampleConfig\.method"):
         SampleConfig(method="ddpm2")
+
+
+@pytest.mark.slow
+def test_tiny_reproduce_writes_only_under_output_dir_and_repeats_its_numbers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--config", "tiny", "--output_dir", "a"]) == 0
+    results = tmp_path / "a" / "results"
+    rows = {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
+    assert sorted(rows) == sorted(infodiffusion.reproduce.ROWS)
+    assert (results / "table.md").is_file() and (results / "bleu_vs_steps.png").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+    assert main(["reproduce", "--config", "tiny", "--output_dir", "b", "--rows", "infodiffusion"]) == 0
+    again = json.loads((tmp_path / "b" / "results" / "infodiffusion.json").read_text())
+    assert again["metrics"] == rows["infodiffusion"]["metrics"]

@@ -143,53 +143,49 @@ def test_a_run_stopped_before_its_last_step_can_be_sampled_and_resumed(tmp_path,
     assert model_folder(out) == out / "ema" and model_folder(out, use_ema=False) == out / "model"
 
 
-@pytest.mark.slow
-def test_two_process_training_and_sampling(tmp_path, tiny_overrides):
-    out = tmp_path / "ddp"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
-    # `accelerate launch --multi_gpu` without CUDA starts 2 CPU processes over gloo (`--cpu` would start one)
+def _launch_two_processes(command: str, args: list[str], mixed_precision: str) -> None:
+    """``accelerate launch --multi_gpu --num_processes 2 -m infodiffusion <command> <args>``.
+
+    With CUDA the two processes take a GPU each (NCCL); without, they are CPU processes over gloo
+    (``--cpu`` would start one).
+    """
     launcher = Path(sys.executable).parent / "accelerate"
-    base = [
-        str(launcher),
-        "launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-    ]
-    args = _args({**tiny_overrides, "output_dir": out, "train.steps": "3"})
-    subprocess.run(
-        [*base, str(_free_port()), "-m", "infodiffusion", "train", *args],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    launch = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1"]
+    launch += ["--mixed_precision", mixed_precision, "--dynamo_backend", "no", "--main_process_port", str(_free_port())]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+    done = subprocess.run(
+        [*launch, "-m", "infodiffusion", command, *args], env=env, capture_output=True, text=True, timeout=300
     )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+
+def _two_process_run(out: Path, overrides: dict, mixed_precision: str) -> tuple[list[str], list[dict]]:
+    """Train 3 steps and sample with two processes; the run's args and its samples."""
+    args = _args({**overrides, "output_dir": out, "train.steps": "3", "train.mixed_precision": mixed_precision})
+    _launch_two_processes("train", args, mixed_precision)
     summary = json.loads((out / "train_summary.json").read_text())
     assert summary["world_size"] == 2 and summary["micro_batch"] == 4 and summary["steps"] == 3
-    subprocess.run(
-        [*base, str(_free_port()), "-m", "infodiffusion", "sample", *args],
-        check=True,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    _launch_two_processes("sample", args, mixed_precision)
     records = [json.loads(x) for x in (out / "samples.jsonl").read_text().splitlines()]
     keys = [(r["source"], r["candidate"]) for r in records]
     assert sorted(keys) == [(i, j) for i in range(4) for j in range(2)], "each candidate exactly once"
     assert len({r["seed"] for r in records}) == len(records)
+    return args, records
+
+
+@pytest.mark.slow
+def test_two_process_training_and_sampling(tmp_path, tiny_overrides):
+    args, records = _two_process_run(tmp_path / "ddp", tiny_overrides, "no")
     # the same candidates as a single process produces
     assert main(["sample", *args, "--samples", str(tmp_path / "single.jsonl")]) == 0
     single = [json.loads(x) for x in Path(tmp_path / "single.jsonl").read_text().splitlines()]
     assert [(r["seed"], r["hyp"]) for r in single] == [(r["seed"], r["hyp"]) for r in records]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
+def test_two_gpu_training_and_sampling_in_bf16(tmp_path, tiny_overrides):
+    _two_process_run(tmp_path / "ddp", tiny_overrides, "bf16")
 
 
 def test_reuse_only_runs_trained_with_the_same_settings(tmp_path, tiny_overrides):
