@@ -1,4 +1,5 @@
 import logging
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,6 +36,27 @@ def test_save_load_gives_identical_logits(method, tokenizer, facts, tmp_path, ma
     assert not list(tmp_path.glob(".adapter.*"))  # no staging folder left behind
     loaded = load_adapter(make_llama(), path)
     assert torch.equal(forward(loaded, enc)[0], expected)
+
+
+def test_crash_while_saving_keeps_the_old_adapter_loadable(tokenizer, facts, tmp_path, make_llama, monkeypatch):
+    enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts[:4]])
+    model = wrap_model(make_llama(), PeftSettings(method="lora"))
+    torch.manual_seed(1)
+    _perturb(model)
+    old_logits = forward(model, enc)[0]
+    path = save_model(model, tmp_path / "adapter", tokenizer)
+    _perturb(model)  # the next save would hold other weights
+
+    def crash_half_way(folder, **kwargs):
+        (Path(folder) / "adapter_config.json").write_text("{")  # a half-written file, then the crash
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(model, "save_pretrained", crash_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        save_model(model, path, tokenizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["adapter"]  # no temporary folder left
+    loaded = load_adapter(make_llama(), path)
+    assert torch.equal(forward(loaded, enc)[0], old_logits)
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])

@@ -4,10 +4,10 @@ import sys
 
 import pytest
 
-from semantic_peft.cli import DEFAULT_CONFIG, main
+from semantic_peft.cli import DEFAULT_CONFIG, DEFAULT_ROWS, PACKAGE, build_parser, main
 from semantic_peft.config import ExperimentConfig
-from semantic_peft.reproduce import read_rows, write_table
-from shared_utils.config import ConfigError, load_config
+from semantic_peft.reproduce import read_rows, row_overrides, write_table
+from shared_utils.config import ConfigError, diff_configs, flatten_config, load_config, resolve_config_path
 
 
 def test_help_lists_the_subcommands():
@@ -18,22 +18,24 @@ def test_help_lists_the_subcommands():
         assert command in out
 
 
-def test_dataclass_defaults_match_default_yaml():
-    from shared_utils.config import config_to_dict
+def test_shipped_default_equals_dataclass_defaults_and_help(capsys):
+    shipped = load_config(ExperimentConfig, DEFAULT_CONFIG, package=PACKAGE)
+    assert shipped == ExperimentConfig() and diff_configs(shipped, ExperimentConfig()) == []
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--help"])
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for key, value in flatten_config(shipped).items():
+        assert f"--{key} (default: {value!r})" in help_text
+    assert "--num_threads (default: 1)" in help_text and "--train.lr (default: 0.004)" in help_text
 
-    yaml_config = config_to_dict(load_config(ExperimentConfig, DEFAULT_CONFIG))
-    defaults = config_to_dict(ExperimentConfig())
-    yaml_config["peft"]["target_modules"] = defaults["peft"]["target_modules"] = None
-    yaml_config["num_threads"] = defaults["num_threads"] = 0
-    assert yaml_config == defaults
 
-
-def test_default_config_and_rows_resolve():
-    config = load_config(ExperimentConfig, DEFAULT_CONFIG)
+def test_default_config_and_rows_resolve_by_name():
+    config = load_config(ExperimentConfig, DEFAULT_CONFIG, package=PACKAGE)
     assert config.model == "smollm2-135m-instruct" and config.data.builtin_per_relation * 8 >= 200
     assert config.peft.target_modules[:2] == ["q_proj", "k_proj"]
-    base, rows = read_rows(DEFAULT_CONFIG.parent / "reproduce.yaml")
-    assert base == DEFAULT_CONFIG
+    base, rows = read_rows(DEFAULT_ROWS)
+    assert base == resolve_config_path(PACKAGE, DEFAULT_CONFIG)
     assert [r["name"] for r in rows] == [
         "lora",
         "lora_filter",
@@ -42,10 +44,117 @@ def test_default_config_and_rows_resolve():
         "full_ft",
         "lora_reweight_linear",
     ]
-    paper_base, paper_rows = read_rows(DEFAULT_CONFIG.parent / "paper" / "reproduce.yaml")
-    assert load_config(ExperimentConfig, paper_base).model == "meta-llama/Llama-2-7b-hf" and len(paper_rows) == 5
+    paper_base, paper_rows = read_rows("paper/reproduce")
+    paper = load_config(ExperimentConfig, paper_base)
+    assert paper.model == "meta-llama/Llama-2-7b-hf" and len(paper_rows) == 5
+    assert (paper.peft.r, paper.num_threads) == (16, 0)
+    ia3 = load_config(ExperimentConfig, "paper/llama2_7b_ia3", package=PACKAGE)
+    assert ia3.peft.target_modules is None  # peft's own IA3 modules, not the LoRA default list
     with pytest.raises(ConfigError, match=r"reweight\.shceme"):
-        load_config(ExperimentConfig, DEFAULT_CONFIG, ["--reweight.shceme", "linear"])
+        load_config(ExperimentConfig, DEFAULT_CONFIG, ["--reweight.shceme", "linear"], package=PACKAGE)
+
+
+def test_reproduce_defaults_touch_no_tracked_path():
+    args = build_parser().parse_args(["reproduce"])
+    assert args.readme is None
+    assert args.results == "runs/semantic-peft/reproduce" and args.rows == "reproduce"
+
+
+def _fail_if_called(*args, **kwargs):
+    raise AssertionError("the model loader must not be reached")
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Make loading a model (or a hub dataset) an error: a user error must stop the command first."""
+    import datasets
+
+    monkeypatch.setattr("semantic_peft.experiment.load_model", _fail_if_called)
+    monkeypatch.setattr(datasets, "load_dataset", _fail_if_called)
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("semantic-peft: error: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--peft.method", "lorra", ["peft.method", "'lora'", "'ia3'", "'full'"]),
+        ("--reweight.scheme", "cubic", ["reweight.scheme", "'linear'", "'softmax'", "'focal'"]),
+        ("--data.format", "csv", ["data.format", "'zsre'", "'counterfact'"]),
+        ("--train.epoch", "3", ["unknown option", "train.epoch", "train.epochs"]),
+        ("--train.lr", "fast", ["train.lr", "float", "fast"]),
+        ("--filter.quantile", "1.5", ["filter.quantile", "(0, 1]"]),
+    ],
+)
+def test_config_mistakes_are_one_line_before_any_model(option, value, named, no_model, capsys):
+    assert main(["train", option, value]) == 2
+    err = _one_line_error(capsys)
+    assert all(part in err for part in named), err
+
+
+def _facts_file(tmp_path, lines: list[str]):
+    path = tmp_path / "facts.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+GOOD = json.dumps({"prompt": "Alice lives in", "target": "Wonderland"})
+
+
+@pytest.mark.parametrize(
+    ("lines", "named"),
+    [
+        ([GOOD, "{not json"], ["facts.jsonl line 2: not valid JSON"]),
+        ([GOOD, json.dumps({"prompt": "Bob owns a red", "target": ""})], ["facts.jsonl", "record 1 field 'target'"]),
+        ([GOOD, "[1, 2]"], ["facts.jsonl", "record 1 must be a JSON object"]),
+    ],
+)
+def test_data_mistakes_name_file_and_record(lines, named, tmp_path, no_model, capsys):
+    path = _facts_file(tmp_path, lines)
+    assert main(["train", "--data.source", str(path), "--output_dir", str(tmp_path / "runs")]) == 2
+    err = _one_line_error(capsys)
+    assert all(part in err for part in named), err
+
+
+def test_missing_local_data_file_is_reported_not_looked_up(tmp_path, no_model, capsys):
+    missing = tmp_path / "nope" / "facts.jsonl"
+    assert main(["train", "--data.source", str(missing)]) == 2
+    assert f"data file not found: {missing}" in _one_line_error(capsys)
+    assert main(["train", "--data.source", "facts.json"]) == 2  # relative, in the cwd: still a path
+    assert "data file not found: facts.json" in _one_line_error(capsys)
+
+
+def test_unknown_model_name_lists_the_embedded_aliases(tmp_path, capsys):
+    options = ["--model", "smollm2-135m-instrukt", "--data.builtin_per_relation", "1"]
+    assert main(["train", *options, "--output_dir", str(tmp_path)]) == 2
+    err = _one_line_error(capsys)
+    assert "smollm2-135m-instrukt" in err and "smollm2-135m-instruct" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_reproduce_mistakes_are_one_line(tmp_path, no_model, monkeypatch, capsys):
+    monkeypatch.setattr("semantic_peft.reproduce.load_model", _fail_if_called)
+    rows = tmp_path / "rows.yaml"
+    rows.write_text("base: missing.yaml\nrows:\n  - name: a\n")
+    assert main(["reproduce", "--rows", str(rows), "--results", str(tmp_path / "out")]) == 2
+    assert "config file not found" in _one_line_error(capsys)
+    assert main(["reproduce", "--rows", "no_such_rows"]) == 2
+    assert "no_such_rows" in _one_line_error(capsys)
+    assert main(["reproduce", "--only", "lora", "lora_typo", "--results", str(tmp_path / "out")]) == 2
+    assert "no row named lora_typo" in _one_line_error(capsys)
+    rows.write_text("base: default.yaml\nrows:\n  - name: a\n  - name: b\n    overrides: {peft: {method: lorra}}\n")
+    shipped_default = resolve_config_path(PACKAGE, DEFAULT_CONFIG)
+    (tmp_path / "default.yaml").write_text(shipped_default.read_text())
+    assert main(["reproduce", "--rows", str(rows), "--results", str(tmp_path / "out")]) == 2
+    assert "peft.method" in _one_line_error(capsys)  # row b is checked before anything runs
+    assert main(["reproduce", "--config", "tiny"]) == 2
+    assert "--rows" in _one_line_error(capsys)
+    assert not (tmp_path / "out").exists()
 
 
 def test_train_and_eval_end_to_end(tmp_path, tokenizer, make_llama):
@@ -108,6 +217,8 @@ def test_table_is_generated_from_results(tmp_path):
     )
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- results:start -->\nold\n<!-- results:end -->\ny\n")
+    write_table(tmp_path)
+    assert "old" in readme.read_text()  # a README changes only when it is named
     write_table(tmp_path, readme)
     table = (tmp_path / "table.md").read_text()
     assert "| Base | – | – | 0.000 |" in table and "| LoRA | – | **0.500** | **0.500** |" in table
@@ -115,13 +226,13 @@ def test_table_is_generated_from_results(tmp_path):
 
 
 def test_reproduction_rows_errors_and_overrides(tmp_path):
-    from semantic_peft.reproduce import _flatten
-
     rows = tmp_path / "rows.yaml"
     rows.write_text("base: default.yaml\nrows:\n  - name: a\n  - label: no name\n")
     with pytest.raises(ConfigError, match="row 1 needs a 'name'"):
         read_rows(rows)
-    flat = _flatten({"peft": {"method": "full"}, "train": {"lr": 1.0e-4}, "save_model": False})
-    assert flat == ["--peft.method", "full", "--train.lr", "0.0001", "--save_model", "false"]
-    config = load_config(ExperimentConfig, DEFAULT_CONFIG, flat)
-    assert (config.peft.method, config.train.lr, config.save_model) == ("full", 1e-4, False)
+    row = {"name": "x", "overrides": {"peft": {"method": "full", "target_modules": ["q_proj"]}, "save_model": False}}
+    options = row_overrides(row)
+    assert options == ["--peft.method", "full", "--peft.target_modules", "[q_proj]", "--save_model", "false"]
+    config = load_config(ExperimentConfig, DEFAULT_CONFIG, [*options, "--train.lr", "1.0e-4"], package=PACKAGE)
+    assert (config.peft.method, config.peft.target_modules, config.train.lr) == ("full", ["q_proj"], 1e-4)
+    assert config.save_model is False

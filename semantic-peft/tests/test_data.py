@@ -1,9 +1,10 @@
 import json
+import logging
 
 import pytest
 
 from semantic_peft.builtin_facts import RELATIONS, builtin_facts
-from semantic_peft.data import RecordError, encode_pairs, load_facts, parse_records, unrelated_pairs
+from semantic_peft.data import RecordError, encode_pairs, load_facts, parse_facts, unrelated_pairs
 
 
 def test_builtin_facts_are_many_unique_and_deterministic():
@@ -39,7 +40,7 @@ def test_generic_jsonl_and_errors_name_the_record(tmp_path):
     with pytest.raises(RecordError, match=r"record 1 field 'target' must be a non-empty string"):
         load_facts(str(path))
     path.write_text(json.dumps(good) + "\n" + "{not json\n")
-    with pytest.raises(RecordError, match="line 2 is not valid JSON"):
+    with pytest.raises(RecordError, match="line 2: not valid JSON"):
         load_facts(str(path))
     path.write_text(json.dumps(good) + "\n")
     (fact,) = load_facts(str(path))
@@ -49,15 +50,15 @@ def test_generic_jsonl_and_errors_name_the_record(tmp_path):
 
 def test_malformed_records():
     with pytest.raises(RecordError, match="record 1 must be a JSON object"):
-        parse_records([{"prompt": "a", "target": "b"}, ["x"]])
+        parse_facts([{"prompt": "a", "target": "b"}, ["x"]])
     with pytest.raises(RecordError, match="record 0 matches no known schema"):
-        parse_records([{"question": "a"}])
+        parse_facts([{"question": "a"}])
     with pytest.raises(RecordError, match="record 1 field 'alt'"):
-        parse_records([{"src": "q?", "alt": "a"}, {"src": "q2?", "alt": None}], "zsre")
+        parse_facts([{"src": "q?", "alt": "a"}, {"src": "q2?", "alt": None}], "zsre")
     with pytest.raises(RecordError, match="record 0 field 'rephrase_prompt'"):
-        parse_records([{"prompt": "p", "target_new": "t", "rephrase_prompt": 3}], "counterfact")
+        parse_facts([{"prompt": "p", "target_new": "t", "rephrase_prompt": 3}], "counterfact")
     with pytest.raises(RecordError, match="record 0 field 'unrelated\\[0\\]'"):
-        parse_records([{"prompt": "p", "target": "t", "unrelated": ["oops"]}])
+        parse_facts([{"prompt": "p", "target": "t", "unrelated": ["oops"]}])
 
 
 def test_zsre_and_counterfact_samples(shared_data):
@@ -76,3 +77,15 @@ def test_zsre_and_counterfact_samples(shared_data):
         "3087",
     )
     assert cf[0].unrelated[0].target == "basketball"
+
+
+def test_skipped_records_are_each_named_in_one_warning(tmp_path, caplog):
+    good = {"prompt": "Alice lives in", "target": "Wonderland"}
+    path = tmp_path / "facts.jsonl"
+    rows = [good, {**good, "target": ""}, {**good, "prompt": "Bob owns a red", "target": "car"}, [1]]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    with caplog.at_level(logging.WARNING):
+        facts = load_facts(str(path), skip_invalid=True)
+    assert [f.target for f in facts] == ["Wonderland", "car"]
+    assert "skipped 2 of 4 records" in caplog.text
+    assert "record 1 field 'target'" in caplog.text and "record 3 must be a JSON object" in caplog.text

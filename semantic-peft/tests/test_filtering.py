@@ -3,6 +3,7 @@ import torch
 
 from semantic_peft.config import FilterConfig
 from semantic_peft.filtering import filter_facts, greedy_subset, subset_objective
+from shared_utils.errors import ConfigError
 
 DISTANCES = torch.tensor([0.1, 0.9, 0.2, 0.3, 0.8])
 UNITS = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
@@ -53,7 +54,7 @@ def test_greedy_beats_or_matches_closest_subset_objective():
 
 
 def test_bad_options_are_named():
-    with pytest.raises(ValueError, match=r"filter\.keep_fraction"):
-        filter_facts(DISTANCES, UNITS, FilterConfig(keep_fraction=0.0))
-    with pytest.raises(ValueError, match=r"filter\.quantile"):
-        filter_facts(DISTANCES, UNITS, FilterConfig(quantile=1.5))
+    with pytest.raises(ConfigError, match=r"filter\.keep_fraction"):
+        FilterConfig(keep_fraction=0.0)
+    with pytest.raises(ConfigError, match=r"filter\.quantile"):
+        FilterConfig(quantile=1.5)

@@ -4,6 +4,7 @@ import torch
 from semantic_peft.config import ReweightConfig
 from semantic_peft.reweighting import distance_weights, knowledge_loss, per_example_cross_entropy
 from semantic_peft.semantic import example_distances
+from shared_utils.errors import ConfigError
 
 
 def test_weight_schemes_values():
@@ -14,8 +15,10 @@ def test_weight_schemes_values():
     softmax = distance_weights(d, ReweightConfig(scheme="softmax", temperature=0.1))
     assert softmax.tolist() == pytest.approx(soft.tolist())
     assert distance_weights(d, ReweightConfig(scheme="linear", mix=0.5)).tolist() == pytest.approx([0.75, 1.25])
-    with pytest.raises(ValueError, match=r"reweight\.scheme"):
-        distance_weights(d, ReweightConfig(scheme="cubic"))
+    with pytest.raises(ConfigError, match=r"ReweightConfig\.scheme must be one of \['linear', 'softmax', 'focal'\]"):
+        ReweightConfig(scheme="cubic")
+    with pytest.raises(ConfigError, match=r"reweight\.temperature must be > 0"):
+        ReweightConfig(temperature=0.0)
 
 
 def test_weights_are_detached():

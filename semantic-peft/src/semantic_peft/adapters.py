@@ -9,9 +9,6 @@ and ``merge_and_unload``.
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +17,14 @@ import torch
 
 from semantic_peft.config import PEFT_METHODS, PeftSettings
 from semantic_peft.data import Encoded
+from shared_utils.atomic import atomic_folder
+from shared_utils.errors import ConfigError
 from shared_utils.tracking import get_logger
 
 logger = get_logger(__name__)
 
 
-class TargetModulesError(ValueError):
+class TargetModulesError(ConfigError):
     """``peft.target_modules`` names modules the model does not have."""
 
 
@@ -74,7 +73,7 @@ def build_peft_config(settings: PeftSettings) -> Any:
         )
     if method == "ia3":
         if settings.layers_to_transform is not None:
-            raise ValueError("peft.layers_to_transform is not supported by IA3 in peft; leave it unset")
+            raise ConfigError("peft.layers_to_transform is not supported by IA3 in peft; leave it unset")
         return IA3Config(
             task_type=TaskType.CAUSAL_LM,
             target_modules=settings.target_modules,
@@ -84,7 +83,7 @@ def build_peft_config(settings: PeftSettings) -> Any:
         return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=settings.num_virtual_tokens)
     if method == "prefix_tuning":
         return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=settings.num_virtual_tokens)
-    raise ValueError(f"peft.method must be one of {PEFT_METHODS}, got {method!r}")
+    raise ConfigError(f"peft.method must be one of {PEFT_METHODS}, got {method!r}")
 
 
 def adapted_module_names(model: torch.nn.Module) -> list[str]:
@@ -157,21 +156,13 @@ def forward(model: torch.nn.Module, enc: Encoded, hidden_states: bool = False) -
 
 
 def save_model(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Path:
-    """``save_pretrained`` into a temp folder, then rename: never a half-written checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
-    try:
+    """``save_pretrained`` into a temporary sibling folder that then replaces ``path``
+    (:func:`shared_utils.atomic.atomic_folder`): a crash while saving leaves the old folder."""
+    with atomic_folder(path) as staging:
         model.save_pretrained(staging)
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(staging, path)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return path
+    return Path(path)
 
 
 def load_adapter(base_model: torch.nn.Module, path: str | Path) -> torch.nn.Module:

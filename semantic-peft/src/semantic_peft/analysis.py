@@ -11,7 +11,7 @@ import torch
 from semantic_peft.adapters import load_adapter
 from semantic_peft.config import ExperimentConfig
 from semantic_peft.data import encode_pairs
-from semantic_peft.experiment import apply_threads, facts_for, load_model
+from semantic_peft.experiment import facts_for, load_model
 from semantic_peft.filtering import filter_facts
 from semantic_peft.semantic import (
     bucket_by_distance,
@@ -22,12 +22,13 @@ from semantic_peft.semantic import (
     measure_distances,
     target_embeddings,
 )
+from shared_utils.device import apply_threads
 
 
 def analyze(config: ExperimentConfig, adapter: str | None = None) -> dict[str, Any]:
-    apply_threads(config)
-    model, tokenizer = load_model(config.model)
+    apply_threads(config.num_threads)
     facts = facts_for(config)
+    model, tokenizer = load_model(config.model)
     bs = config.eval.batch_size
     if adapter is not None:
         model = load_adapter(model, adapter)

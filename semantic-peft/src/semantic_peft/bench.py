@@ -19,10 +19,11 @@ import torch
 from semantic_peft.adapters import forward, wrap_model
 from semantic_peft.config import ExperimentConfig, ReweightConfig
 from semantic_peft.data import Encoded, encode_pairs
-from semantic_peft.experiment import apply_threads, facts_for, load_model
+from semantic_peft.experiment import facts_for, load_model
 from semantic_peft.filtering import filter_facts
 from semantic_peft.reweighting import knowledge_loss
 from semantic_peft.semantic import input_embedding, measure_distances, target_embeddings
+from shared_utils.device import apply_threads
 from shared_utils.seeding import seed_everything
 
 
@@ -39,10 +40,10 @@ def _step(
 
 
 def run_bench(config: ExperimentConfig, steps: int = 6) -> dict[str, Any]:
-    apply_threads(config)
+    apply_threads(config.num_threads)
     seed_everything(config.seed)
-    model, tokenizer = load_model(config.model)
     facts = facts_for(config)
+    model, tokenizer = load_model(config.model)
     bs = config.train.batch_size
 
     filter_start = time.perf_counter()

@@ -1,24 +1,27 @@
 """Command line of `semantic-peft`: analyze, train, eval, bench, reproduce.
 
-Every sub-command takes ``--config file.yaml`` and any config option as ``--key value``
-(e.g. ``--peft.method ia3 --train.epochs 5 --reweight.enabled true``).
+Every sub-command takes ``--config`` (a YAML file, or the name of a config shipped in the
+package: ``default``, ``tiny``, ``paper/llama2_7b_lora``...) and any config option as
+``--key value`` (e.g. ``--peft.method ia3 --train.epochs 5 --reweight.enabled true``).
+Mistakes in options, data files, records or model names end the command with one line on
+stderr and exit code 2 (:func:`shared_utils.cli.run_cli`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from semantic_peft import __version__
+from shared_utils.cli import run_cli
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = PACKAGE_ROOT / "configs" / "default.yaml"
+PACKAGE = "semantic_peft"
+DEFAULT_CONFIG = "default"
+DEFAULT_ROWS = "reproduce"
+DEFAULT_RESULTS = "runs/semantic-peft/reproduce"
 DESCRIPTION = "Semantic are Beacons: semantic analysis of PEFT knowledge learning (Wang & Li, Findings of ACL 2024)"
-
-
-def _default_config() -> str | None:
-    return str(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,12 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         "train": "train on the facts with the configured method/remedies; write results and the adapter",
         "eval": "token accuracy / exact match on prompts, paraphrases and unrelated prompts",
         "bench": "step time of re-weighted vs plain LoRA and the cost of the filtering pass",
-        "reproduce": "run the default table (LoRA, +filter, +reweight, +both, full FT) into results/",
+        "reproduce": "run the default table (LoRA, +filter, +reweight, +both, full FT) into --results",
     }
     commands = {}
     for name, text in helps.items():
         commands[name] = sub.add_parser(name, help=text, description=text)
-        add_config_arguments(commands[name], ExperimentConfig, _default_config())
+        add_config_arguments(commands[name], ExperimentConfig, DEFAULT_CONFIG, package=PACKAGE)
     for name in ("analyze", "eval"):
         commands[name].add_argument("--adapter", help="a saved peft adapter folder (or a full model folder for eval)")
         commands[name].add_argument("--out", help="write the JSON here (default: <output_dir>/<command>.json)")
@@ -46,39 +49,46 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands["reproduce"]
     reproduce.add_argument(
         "--rows",
-        default=str(PACKAGE_ROOT / "configs" / "reproduce.yaml"),
-        help="YAML with the base config and the rows (configs/paper/reproduce.yaml: 7B scale)",
+        default=DEFAULT_ROWS,
+        help="YAML with the base config and the rows: a file or a shipped name (reproduce; paper/reproduce: 7B scale)",
     )
-    reproduce.add_argument("--results", default="results/semantic-peft", help="results folder")
+    reproduce.add_argument("--results", default=DEFAULT_RESULTS, help="results folder (default: %(default)s)")
     reproduce.add_argument("--only", nargs="*", help="run only these row names")
     reproduce.add_argument(
         "--table-only", action="store_true", help="only regenerate table.md and the README table from the results JSON"
     )
-    reproduce.add_argument("--readme", default=str(PACKAGE_ROOT / "README.md"), help="README whose table to regenerate")
+    reproduce.add_argument(
+        "--readme", default=None, help="also regenerate the results table of this README (default: none)"
+    )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(_main, "semantic-peft", argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     from semantic_peft.config import ExperimentConfig
-    from shared_utils.config import ConfigError, load_config
+    from shared_utils.config import load_config
 
     if args.command == "reproduce":
         from semantic_peft.reproduce import reproduce, write_table
+        from shared_utils.errors import ConfigError
+
+        if args.config != DEFAULT_CONFIG:
+            raise ConfigError("reproduce takes its base config from the rows file (--rows), not --config")
 
         if args.table_only:
             write_table(args.results, args.readme)
         else:
             reproduce(args.rows, args.results, rest, args.readme, args.only)
         return 0
-    try:
-        config = load_config(ExperimentConfig, args.config, rest)
-    except ConfigError as err:
-        parser.error(str(err))
+    config = load_config(ExperimentConfig, args.config, rest, package=PACKAGE)
     if args.command == "train":
         return _train(config)
     if args.command == "eval":
@@ -111,9 +121,8 @@ def _train(config) -> int:
 
     result = run_experiment(config)
     path = Path(config.output_dir) / config.name / "results.json"
-    write_results(
-        path, result["metrics"], config, wall_time_s=result["wall_time_s"], extra={"details": result["details"]}
-    )
+    extra = {"train_time_s": result["train_time_s"], "details": result["details"]}
+    write_results(path, result["metrics"], config, wall_time_s=result["wall_time_s"], extra=extra)
     print(json.dumps(result["metrics"], indent=2))
     print(f"written to {path}")
     return 0
@@ -124,8 +133,8 @@ def _eval(config, adapter: str | None, out: str | None) -> int:
     from semantic_peft.evaluation import base_reference, evaluate
     from semantic_peft.experiment import facts_for, load_model
 
-    model, tokenizer = load_model(config.model)
     facts = facts_for(config)
+    model, tokenizer = load_model(config.model)
     reference = base_reference(model, tokenizer, facts, config.eval.locality_tokens, config.eval.batch_size)
     if adapter is not None:
         if (Path(adapter) / "adapter_config.json").is_file():

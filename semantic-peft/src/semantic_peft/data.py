@@ -7,20 +7,13 @@ continuation ``prompt + " " + target``; only the target tokens are supervised.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from shared_utils.tracking import get_logger
-
-logger = get_logger(__name__)
-
-
-class RecordError(ValueError):
-    """A malformed record; the message names the record index and the field."""
+from shared_utils.errors import RecordError
+from shared_utils.records import parse_records, read_records, require_local
 
 
 @dataclass
@@ -128,7 +121,9 @@ def fact_from_jsonl(record: dict[str, Any], index: int, source: str = "jsonl") -
 PARSERS = {"zsre": fact_from_zsre, "counterfact": fact_from_counterfact, "jsonl": fact_from_jsonl}
 
 
-def detect_format(record: dict[str, Any]) -> str:
+def detect_format(record: Any, source: str = "data") -> str:
+    if not isinstance(record, dict):
+        raise RecordError(f"{source}: record 0 must be a JSON object, got {type(record).__name__}")
     if {"src", "alt"} <= record.keys():
         return "zsre"
     if {"prompt", "target_new"} <= record.keys():
@@ -136,59 +131,27 @@ def detect_format(record: dict[str, Any]) -> str:
     if {"prompt", "target"} <= record.keys():
         return "jsonl"
     raise RecordError(
-        f"record 0 matches no known schema (keys {sorted(record)}); expected ZsRE (src, alt), "
+        f"{source}: record 0 matches no known schema (keys {sorted(record)}); expected ZsRE (src, alt), "
         "CounterFact (prompt, target_new) or generic (prompt, target)"
     )
 
 
-def parse_records(
-    records: list[Any], fmt: str = "auto", source: str = "data", skip_invalid: bool = False
-) -> list[Fact]:
+def parse_facts(records: list[Any], fmt: str = "auto", source: str = "data", skip_invalid: bool = False) -> list[Fact]:
     """Facts from raw records; a non-object record or a bad field raises :class:`RecordError` naming it.
 
-    With ``skip_invalid`` such records are dropped instead and the drops logged (the MEND ZsRE
-    eval split, for one, has records with an empty ``alt``).
+    With ``skip_invalid`` such records are left out instead, with one warning that names each
+    of them and their count (the MEND ZsRE eval split, for one, has records with an empty ``alt``).
     """
     if not records:
         raise RecordError(f"{source}: no records")
-    for i, record in enumerate(records):
+    parser = PARSERS[detect_format(records[0], source) if fmt == "auto" else fmt]
+
+    def parse(record: Any, index: int) -> Fact:
         if not isinstance(record, dict):
-            raise RecordError(f"{source}: record {i} must be a JSON object, got {type(record).__name__}")
-    if fmt == "auto":
-        fmt = detect_format(records[0])
-    if fmt not in PARSERS:
-        raise ValueError(f"data.format must be one of auto, {', '.join(PARSERS)}; got {fmt!r}")
-    facts, skipped = [], []
-    for i, record in enumerate(records):
-        try:
-            facts.append(PARSERS[fmt](record, i, source))
-        except RecordError as err:
-            if not skip_invalid:
-                raise
-            skipped.append(str(err))
-    if skipped:
-        logger.warning("skipped %d invalid records of %s, e.g. %s", len(skipped), source, skipped[0])
-    return facts
+            raise RecordError(f"{source}: record {index} must be a JSON object, got {type(record).__name__}")
+        return parser(record, index, source)
 
-
-def read_records(path: Path) -> list[Any]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        records = []
-        for line_no, line in enumerate(text.splitlines()):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise RecordError(f"{path}: line {line_no + 1} is not valid JSON ({err.msg})") from None
-        return records
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RecordError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(data, list):
-        raise RecordError(f"{path}: expected a JSON array of records, got {type(data).__name__}")
-    return data
+    return parse_records(records, parse, source, skip_invalid)
 
 
 def load_facts(
@@ -200,17 +163,20 @@ def load_facts(
     builtin_seed: int = 0,
     skip_invalid: bool = False,
 ) -> list[Fact]:
-    """Facts from ``builtin``, a local ``.json``/``.jsonl`` file, or a hub dataset id (via ``datasets``)."""
+    """Facts from ``builtin``, a local ``.json``/``.jsonl`` file, or a hub dataset id (via ``datasets``).
+
+    A source that looks like a path but does not exist is an error, never a hub lookup.
+    """
     if source == "builtin":
         from semantic_peft.builtin_facts import builtin_facts
 
         facts = builtin_facts(builtin_per_relation, builtin_seed)
-    elif Path(source).exists():
-        facts = parse_records(read_records(Path(source)), fmt, str(source), skip_invalid)
+    elif (path := require_local(source)) is not None:
+        facts = parse_facts(read_records(path), fmt, str(path), skip_invalid)
     else:
         from datasets import load_dataset
 
-        facts = parse_records(list(load_dataset(source, split=split)), fmt, f"{source}[{split}]", skip_invalid)
+        facts = parse_facts(list(load_dataset(source, split=split)), fmt, f"{source}[{split}]", skip_invalid)
     return facts[:max_facts] if max_facts else facts
 
 

@@ -26,7 +26,7 @@ from semantic_peft.semantic import (
 )
 from semantic_peft.training import train
 from shared_utils.config import config_to_dict, dump_config
-from shared_utils.device import build_accelerator
+from shared_utils.device import apply_threads, build_accelerator
 from shared_utils.seeding import seed_everything
 from shared_utils.tracking import get_logger
 
@@ -37,11 +37,6 @@ def load_model(name: str) -> tuple[torch.nn.Module, Any]:
     from shared_utils.models import load_causal_lm
 
     return load_causal_lm(name)
-
-
-def apply_threads(config: ExperimentConfig) -> None:
-    if config.num_threads > 0:
-        torch.set_num_threads(config.num_threads)
 
 
 def facts_for(config: ExperimentConfig) -> list[Fact]:
@@ -100,8 +95,6 @@ def alone_vs_joint(
     """Learn each of ``analysis.alone_facts`` facts (spread over the list) alone with a fresh
     adapter, with the same epochs and learning rate as the joint run, so each fact gets the same
     number of updates on itself. Returns the unchanged base model and ``{index: exact match}``."""
-    if config.peft.method == "full":
-        raise ValueError("analysis.alone_facts needs a peft method (the base model must stay unchanged)")
     k = min(config.analysis.alone_facts, len(facts))
     chosen = sorted({round(i * (len(facts) - 1) / max(k - 1, 1)) for i in range(k)})
     single = TrainConfig(**{**config_to_dict(config.train), "batch_size": 1, "track_distance": False})
@@ -135,15 +128,16 @@ def run_experiment(
 ) -> dict[str, Any]:
     """Run ``config`` end to end.
 
-    Returns ``{"metrics", "details", "wall_time_s", "model"}``; ``model`` is the trained model
-    (a peft model unless ``peft.method == "full"``), everything else is JSON-able.
+    Returns ``{"metrics", "details", "wall_time_s", "train_time_s", "model"}``; ``model`` is the
+    trained model (a peft model unless ``peft.method == "full"``), everything else is JSON-able.
+    ``metrics`` hold no timings, so a run repeated with the same config gives the same metrics.
     """
     start = time.time()
-    apply_threads(config)
+    apply_threads(config.num_threads)
     seed_everything(config.seed)
+    facts = facts if facts is not None else facts_for(config)  # a data error stops the run before the model loads
     if model is None:
         model, tokenizer = load_model(config.model)
-    facts = facts if facts is not None else facts_for(config)
     accelerator = build_accelerator(config.accelerator, run_name=config.name, tracker_config=config_to_dict(config))
     model.to(accelerator.device)
     eval_bs = config.eval.batch_size
@@ -208,7 +202,6 @@ def run_experiment(
         **drift_summary(trajectory),
         **interference_summary(features, [f.relation for f in train_facts]),
         "final_loss": history.losses[-1] if history.losses else None,
-        "train_time_s": train_time,
         "optimizer_steps": history.steps,
     }
     if "para_acc" in per_fact:
@@ -249,7 +242,7 @@ def run_experiment(
         wrapped = adapted_module_names(model)
         details["adapted_modules"] = {"count": len(wrapped), "names": sorted({n.rsplit(".", 1)[-1] for n in wrapped})}
     out_dir = Path(config.output_dir) / config.name
-    if config.save_model:
+    if config.save_model and accelerator.is_main_process:
         save_model(accelerator.unwrap_model(model), out_dir / ("adapter" if is_peft(model) else "model"), tokenizer)
         dump_config(config, out_dir / "config.yaml")
     if config.analysis.figures and accelerator.is_main_process:
@@ -265,7 +258,13 @@ def run_experiment(
             relations,
         )
     accelerator.end_training()
-    return {"metrics": metrics, "details": details, "wall_time_s": time.time() - start, "model": model}
+    return {
+        "metrics": metrics,
+        "details": details,
+        "wall_time_s": time.time() - start,
+        "train_time_s": train_time,
+        "model": model,
+    }
 
 
 def _per_relation(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from shared_utils.atomic import save_figure
 
 
 def pca_2d(features: torch.Tensor) -> torch.Tensor:
@@ -14,18 +14,6 @@ def pca_2d(features: torch.Tensor) -> torch.Tensor:
     centred = features.float() - features.float().mean(0, keepdim=True)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
     return centred @ v[:2].T
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
 
 
 def run_figure(
@@ -77,7 +65,4 @@ def run_figure(
     else:
         axes[2].set_axis_off()
     fig.suptitle(title)
-    try:
-        return _save(fig, Path(path))
-    finally:
-        plt.close(fig)
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")

@@ -87,10 +87,6 @@ def filter_facts(distances: torch.Tensor, unit_embeddings: torch.Tensor, config:
     n = len(distances)
     if unit_embeddings.shape[0] != n:
         raise ValueError(f"{n} distances but {unit_embeddings.shape[0]} target embeddings")
-    if config.quantile is not None and not 0.0 < config.quantile <= 1.0:
-        raise ValueError(f"filter.quantile must be in (0, 1], got {config.quantile}")
-    if not 0.0 < config.keep_fraction <= 1.0:
-        raise ValueError(f"filter.keep_fraction must be in (0, 1], got {config.keep_fraction}")
     dropped: dict[int, str] = {}
     threshold = config.max_distance
     if config.quantile is not None and config.quantile < 1.0:

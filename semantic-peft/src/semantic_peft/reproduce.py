@@ -1,8 +1,9 @@
 """The default reproduction: LoRA, LoRA + filtering, LoRA + re-weighting, LoRA + both and full
-fine-tuning on the built-in facts, written to ``results/semantic-peft/``.
+fine-tuning on the built-in facts, written to the ``--results`` folder (``make
+reproduce-semantic-peft``: ``results/semantic-peft/``).
 
-Rows come from a YAML file (``configs/reproduce.yaml``; ``configs/paper/reproduce.yaml`` for
-the 7B-scale settings): a base config file and, per row, a name, a label and overrides. The base
+Rows come from a YAML file (the shipped ``reproduce``; ``paper/reproduce`` for the 7B-scale
+settings): a base config file and, per row, a name, a label and overrides. The base
 model is measured once and shared by all rows; each row starts from freshly loaded weights.
 """
 
@@ -15,8 +16,10 @@ from typing import Any
 import yaml
 
 from semantic_peft.config import ExperimentConfig
-from semantic_peft.experiment import apply_threads, facts_for, load_model, measure_base, run_experiment
-from shared_utils.config import ConfigError, dump_config, load_config
+from semantic_peft.experiment import facts_for, load_model, measure_base, run_experiment
+from shared_utils.cli import one_line
+from shared_utils.config import ConfigError, dump_config, flatten_config, load_config, resolve_config_path
+from shared_utils.device import apply_threads
 from shared_utils.results import (
     atomic_write_text,
     load_results,
@@ -28,7 +31,7 @@ from shared_utils.seeding import seed_everything
 from shared_utils.tracking import get_logger
 
 logger = get_logger(__name__)
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = "semantic_peft"
 
 TABLE_COLUMNS = {
     "label": "Method",
@@ -43,7 +46,7 @@ TABLE_COLUMNS = {
     "metrics.distance_final_mean": "d final",
     "metrics.pushed_away_fraction": "Pushed away",
     "metrics.feature_cos_mean": "Feature cos",
-    "metrics.train_time_s": "Train s",
+    "train_time_s": "Train s",
 }
 BOLD = {
     "metrics.train_em_trained": "max",
@@ -56,9 +59,15 @@ BOLD = {
 
 
 def read_rows(path: str | Path) -> tuple[Path | None, list[dict[str, Any]]]:
-    """``(base config path, rows)`` from a reproduction YAML; errors name the bad row."""
-    path = Path(path)
-    spec = yaml.safe_load(path.read_text()) or {}
+    """``(base config path, rows)`` from a reproduction YAML, given by path or by shipped name
+    (``reproduce``, ``paper/reproduce``); the base is relative to it. Errors name the bad row."""
+    path = resolve_config_path(PACKAGE, path)
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"rows file {path} is not valid YAML: {one_line(err)}") from None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"rows file {path} must hold a mapping with 'base' and 'rows'")
     base = spec.get("base")
     base_path = (path.parent / base).resolve() if base else None
     rows = spec.get("rows")
@@ -72,35 +81,50 @@ def read_rows(path: str | Path) -> tuple[Path | None, list[dict[str, Any]]]:
     return base_path, rows
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> list[str]:
-    out: list[str] = []
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out += _flatten(value, f"{prefix}{key}.")
-        else:
-            out += [
-                f"--{prefix}{key}",
-                yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip(),
-            ]
-    return out
+def row_overrides(row: dict[str, Any]) -> list[str]:
+    """A row's nested ``overrides`` as ``--section.key value`` options (values in YAML flow style)."""
+    options: list[str] = []
+    for key, value in flatten_config(row.get("overrides", {})).items():
+        options += [f"--{key}", yaml.safe_dump(value, default_flow_style=True).removesuffix("...\n").strip()]
+    return options
+
+
+def row_configs(
+    rows_path: str | Path, overrides: list[str] | None = None, only: list[str] | None = None
+) -> tuple[ExperimentConfig, list[tuple[str, dict[str, Any], ExperimentConfig]]]:
+    """The base config and ``(file stem, row, config)`` of every selected row, all resolved up
+    front so that a bad option in any row stops the run before a model is loaded."""
+    base_path, rows = read_rows(rows_path)
+    names = [row["name"] for row in rows]
+    unknown = sorted(set(only or []) - set(names))
+    if unknown:
+        raise ConfigError(f"--only: no row named {', '.join(unknown)} in {rows_path} (rows: {', '.join(names)})")
+    base_config = load_config(ExperimentConfig, base_path, overrides)
+    selected = []
+    for i, row in enumerate(rows):
+        if only and row["name"] not in only:
+            continue
+        options = [*row_overrides(row), *(overrides or []), "--name", row["name"]]
+        selected.append((f"{i + 1:02d}_{row['name']}", row, load_config(ExperimentConfig, base_path, options)))
+    return base_config, selected
 
 
 def reproduce(
     rows_path: str | Path,
     results_dir: str | Path,
     overrides: list[str] | None = None,
-    readme: str | Path | None = PACKAGE_ROOT / "README.md",
+    readme: str | Path | None = None,
     only: list[str] | None = None,
 ) -> list[dict]:
-    """Run every row, write one results JSON per row plus the base model's, ``table.md``,
-    figures and the resolved configs; regenerate the README table. Returns the records."""
+    """Run every row, write one results JSON per row (as soon as the row finishes) plus the base
+    model's, ``table.md``, figures and the resolved configs; regenerate the table in ``readme``
+    if given. Returns the records."""
     results_dir = Path(results_dir)
-    base_path, rows = read_rows(rows_path)
-    base_config = load_config(ExperimentConfig, base_path, overrides)
-    apply_threads(base_config)
+    base_config, selected = row_configs(rows_path, overrides, only)
+    apply_threads(base_config.num_threads)
     seed_everything(base_config.seed)
-    model, tokenizer = load_model(base_config.model)
     facts = facts_for(base_config)
+    model, tokenizer = load_model(base_config.model)
     start = time.time()
     base = measure_base(model, tokenizer, facts, base_config)
     dump_config(base_config, results_dir / "config_base.yaml")
@@ -121,15 +145,8 @@ def reproduce(
             "metrics_note": "untrained model; all facts",
         },
     )
-    for i, row in enumerate(rows):
-        if only and row["name"] not in only:
-            continue
-        config = load_config(
-            ExperimentConfig,
-            base_path,
-            [*_flatten(row.get("overrides", {})), *(overrides or []), "--name", row["name"]],
-        )
-        logger.info("row %d/%d: %s", i + 1, len(rows), row.get("label", row["name"]))
+    for n, (stem, row, config) in enumerate(selected):
+        logger.info("row %d/%d: %s", n + 1, len(selected), row.get("label", row["name"]))
         if model is None:  # every row after the first starts from freshly loaded base weights
             model, tokenizer = load_model(config.model)
         result = run_experiment(
@@ -138,7 +155,7 @@ def reproduce(
         model = None  # trained weights are not reused
         dump_config(config, results_dir / "configs" / f"{row['name']}.yaml")
         write_results(
-            results_dir / f"{i + 1:02d}_{row['name']}.json",
+            results_dir / f"{stem}.json",
             result["metrics"],
             config,
             wall_time_s=result["wall_time_s"],
@@ -146,6 +163,7 @@ def reproduce(
                 "label": row.get("label", row["name"]),
                 "row": row["name"],
                 "facts": len(facts),
+                "train_time_s": result["train_time_s"],
                 "details": result["details"],
             },
         )
@@ -165,7 +183,7 @@ def write_table(results_dir: str | Path, readme: str | Path | None = None) -> li
         f"\n{records[0].get('facts')} built-in facts; EM = greedy exact match; locality = unrelated prompts whose "
         f"greedy continuation is unchanged; d = target semantic distance (mean). Device: {device}; commit(s) "
         f"{commit} (per row in its JSON). Generated by `semantic-peft reproduce` from "
-        "`results/semantic-peft/*.json`.\n"
+        f"`{results_dir.as_posix()}/*.json`.\n"
     )
     text = table + note + _detail_tables(records)
     atomic_write_text(results_dir / "table.md", text)

@@ -33,8 +33,6 @@ def distance_weights(distances: torch.Tensor, config: ReweightConfig) -> torch.T
     if config.scheme == "linear":
         w = d / d.mean().clamp_min(1e-8)
     elif config.scheme == "softmax":
-        if config.temperature <= 0:
-            raise ValueError(f"reweight.temperature must be > 0, got {config.temperature}")
         w = len(d) * torch.softmax(d / config.temperature, dim=0)
     elif config.scheme == "focal":
         powered = d.pow(config.gamma)
