@@ -1,7 +1,8 @@
 .PHONY: reproduce-distill-hetero bench-distill-hetero
 
 # DISTILL_HETERO_ARGS: extra config overrides, e.g. DISTILL_HETERO_ARGS="--train.steps 200"
-DISTILL_HETERO_CONFIG := $(if $(filter paper,$(SCALE)),distill-hetero/configs/paper/gpt2xl-gpt2base-dolly.yaml,distill-hetero/configs/default.yaml)
+# configs shipped in distill-hetero/src/distill_hetero/configs/, named without .yaml
+DISTILL_HETERO_CONFIG := $(if $(filter paper,$(SCALE)),paper/gpt2xl-gpt2base-dolly,default)
 
 reproduce-distill-hetero: setup  ## run the embedded default and write results/distill-hetero/
 	$(REQUIRE_CLEAN)
@@ -9,5 +10,5 @@ reproduce-distill-hetero: setup  ## run the embedded default and write results/d
 		--readme distill-hetero/README.md $(DISTILL_HETERO_ARGS)
 
 bench-distill-hetero: setup  ## print the package's benchmarks
-	$(PY) -m distill_hetero bench --config distill-hetero/configs/default.yaml \
+	$(PY) -m distill_hetero bench --config default \
 		--output results/distill-hetero/bench/bench.json --readme distill-hetero/README.md $(DISTILL_HETERO_ARGS)

@@ -1,10 +1,47 @@
 import json
 
+import pytest
 import yaml
 from tiny import make_teacher
 from transformers import AutoModelForCausalLM
 
 from distill_hetero.cli import main
+
+TINY_RUN = [
+    "--student.num_layers",
+    "2",
+    "--student.hidden_size",
+    "16",
+    "--student.num_heads",
+    "2",
+    "--student.init",
+    "random",
+    "--train.steps",
+    "1",
+    "--train.batch_size",
+    "2",
+    "--train.teacher_cache_top_k",
+    "0",
+    "--accelerator.tracker",
+    "none",
+    "--accelerator.cpu",
+    "true",
+]
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory, tokenizer):
+    folder = tmp_path_factory.mktemp("teacher")
+    make_teacher(tokenizer).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _fails_in_one_line(capsys, argv: list[str], message: str) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]  # progress bars of the model loading may come before it
+    assert "Traceback" not in err and last.startswith("distill-hetero: error: ") and message in last, err
 
 
 def test_cli_train_exports_a_student_and_saves_mapping_and_config(tmp_path, tokenizer):
@@ -79,3 +116,47 @@ def test_summarize_averages_rows_over_seed_folders(tmp_path, capsys):
     assert main(["summarize", str(tmp_path / "s0"), str(tmp_path / "s1"), "--output", str(tmp_path / "t.md")]) == 0
     line = next(x for x in (tmp_path / "t.md").read_text().splitlines() if x.startswith("| KD"))
     assert "3.50 (4.00, 3.00)" in line and "25.00 (20.00, 30.00)" in line and "3.00 (3.00, 3.00)" in line
+
+
+def test_unknown_option_is_one_line(capsys):
+    _fails_in_one_line(capsys, ["train", "--loss.projektor", "mlp"], "unknown option(s) for LossConfig: loss.projektor")
+
+
+def test_unknown_row_fails_before_the_teacher_is_loaded(capsys, monkeypatch):
+    monkeypatch.setattr("distill_hetero.experiment.load_teacher", pytest.fail)
+    _fails_in_one_line(capsys, ["reproduce", "--rows", "sft,kd_rkl"], "unknown row 'kd_rkl'; known rows: sft, kd_fkl")
+
+
+def test_unknown_model_name_lists_the_embedded_aliases(capsys, tmp_path):
+    argv = ["train", "--teacher", "no-such-model", "--output_dir", str(tmp_path)]
+    _fails_in_one_line(capsys, argv, "not an embedded alias (smollm2-135m-instruct, minilm-l6)")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "data file not found: {path} (no such file or folder)"),
+        ('{"instruction": "Q", "output": "A"}\n{broken\n', "{path} line 2: not valid JSON"),
+        ('{"instruction": "Q", "output": "A"}\n{"input": "x"}\n', "record 1: needs a non-empty 'instruction'"),
+    ],
+    ids=["missing", "malformed-json", "malformed-record"],
+)
+def test_data_errors_name_the_file_and_record(capsys, tmp_path, teacher_dir, content, message):
+    path = tmp_path / "data" / "train.jsonl"
+    if content is not None:
+        path.parent.mkdir()
+        path.write_text(content)
+    argv = ["train", "--teacher", str(teacher_dir), "--data.train", str(path), *TINY_RUN, "--output_dir", str(tmp_path)]
+    _fails_in_one_line(capsys, argv, message.format(path=path))
+
+
+def test_missing_eval_set_fails_before_training(capsys, tmp_path, teacher_dir, monkeypatch):
+    monkeypatch.setenv("DISTILL_HETERO_DATA", str(tmp_path / "nowhere"))
+    monkeypatch.setattr("distill_hetero.trainer.train", pytest.fail)
+    argv = ["train", "--teacher", str(teacher_dir), "--data.builtin_train_size", "4", "--data.builtin_eval_size", "2"]
+    argv += [*TINY_RUN, "--eval.datasets", "[vicuna_test]", "--data.cache_dir", str(tmp_path / "cache")]
+    argv += ["--output_dir", str(tmp_path / "run")]
+    missing = tmp_path / "nowhere" / "instruction" / "vicuna_test.jsonl"
+    _fails_in_one_line(
+        capsys, [*argv, "--results", str(tmp_path / "r.json")], f"not found at {missing} (set DISTILL_HETERO_DATA"
+    )

@@ -3,9 +3,21 @@ import json
 import pytest
 from tiny import make_examples, shared_data_dir
 
+from distill_hetero import data
 from distill_hetero.builtin import builtin_split
-from distill_hetero.data import BatchSchedule, RecordError, format_prompt, load_records, parse_record, tokenize_example
+from distill_hetero.config import RunConfig
+from distill_hetero.data import (
+    BatchSchedule,
+    MissingSharedSet,
+    RecordError,
+    format_prompt,
+    load_records,
+    parse_record,
+    tokenize_example,
+)
+from distill_hetero.experiment import eval_sets
 from distill_hetero.metrics import corpus_rouge_l, rouge_l
+from shared_utils import errors
 
 
 def test_rouge_l_hand_computed():
@@ -53,8 +65,13 @@ def test_malformed_records_name_the_record_and_field(raw, message):
 def test_local_jsonl_loader_reports_bad_lines(tmp_path):
     path = tmp_path / "train.jsonl"
     path.write_text(json.dumps({"instruction": "Q", "output": "A"}) + "\n{broken\n")
-    with pytest.raises(RecordError, match=r"train\.jsonl line 2: not valid JSON"):
+    with pytest.raises(errors.RecordError, match=r"train\.jsonl line 2: not valid JSON"):
         load_records(str(path))
+
+
+def test_missing_local_file_is_an_error_not_a_hub_lookup(tmp_path):
+    with pytest.raises(errors.RecordError, match=r"data file not found: .*nope\.jsonl"):
+        load_records(str(tmp_path / "nope.jsonl"))
 
 
 def test_loss_only_on_the_response(tokenizer):
@@ -105,4 +122,45 @@ def test_shared_minillm_sets_load(name, count, multi, monkeypatch):
     records = load_records(name, require_output=True)
     assert len(records) == count
     assert all(r.prompt.endswith("### Response:\n") for r in records)
-    assert any(len(r.references) > 1 for r in records) == multi or not multi
+    assert any(len(r.references) > 1 for r in records) == multi
+
+
+def _write_shared_set(root, name, records):
+    folder = root / "instruction"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+def test_shared_set_from_the_env_folder_keeps_every_reference(tmp_path, monkeypatch):
+    _write_shared_set(
+        tmp_path,
+        "sinst_test_500",
+        [{"instruction": "Q1", "output": ["a", "b"]}, {"instruction": "Q2", "input": "ctx", "output": "c"}],
+    )
+    monkeypatch.setenv("DISTILL_HETERO_DATA", str(tmp_path))
+    records = load_records("sinst_test_500", require_output=True)
+    assert [r.references for r in records] == [["a", "b"], ["c"]]
+    assert records[1].prompt == format_prompt("Q2", "ctx")
+
+
+def test_installed_package_finds_the_shared_folder_from_the_working_directory(tmp_path, monkeypatch):
+    """Installed, the package lives in a venv; the data folder is found above the current directory."""
+    monkeypatch.delenv("DISTILL_HETERO_DATA", raising=False)
+    site = tmp_path / "venv" / "lib" / "python3" / "site-packages" / "distill_hetero"
+    monkeypatch.setattr(data, "__file__", str(site / "data.py"))
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "checkout" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout" / "sub")
+    assert data.shared_data_root() == tmp_path / "shared" / "data"
+
+
+def test_missing_eval_set_fails_naming_path_and_env_var_unless_skipping_is_allowed(tmp_path, monkeypatch):
+    _write_shared_set(tmp_path, "dolly_test", [{"instruction": "Q", "output": "A"}])
+    monkeypatch.setenv("DISTILL_HETERO_DATA", str(tmp_path))
+    cfg = RunConfig()
+    cfg.eval.datasets = ["dolly_test", "vicuna_test"]
+    missing = tmp_path / "instruction" / "vicuna_test.jsonl"
+    with pytest.raises(MissingSharedSet, match=rf"'vicuna_test' not found at {missing} \(set DISTILL_HETERO_DATA"):
+        eval_sets(cfg, [])
+    cfg.eval.skip_missing = True
+    assert list(eval_sets(cfg, [])) == ["dolly_test"]

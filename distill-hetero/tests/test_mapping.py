@@ -2,6 +2,7 @@ import pytest
 
 from distill_hetero.config import MappingConfig
 from distill_hetero.mapping import resolve_mapping
+from shared_utils.errors import ConfigError
 
 
 @pytest.mark.parametrize(
@@ -51,5 +52,5 @@ def test_explicit_and_its_errors():
         resolve_mapping(MappingConfig(rule="explicit", pairs=[[1, 3], [2, 31]]), 6, 30)
     with pytest.raises(ValueError, match="last-k"):
         resolve_mapping(MappingConfig(rule="last-k", k=7), 6, 30)
-    with pytest.raises(ValueError, match=r"mapping\.rule='learned'"):
-        resolve_mapping(MappingConfig(rule="learned"), 6, 30)
+    with pytest.raises(ConfigError, match=r"MappingConfig\.rule must be one of \['uniform', 'last-k', 'skip',"):
+        MappingConfig(rule="learned")

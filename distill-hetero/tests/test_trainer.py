@@ -4,8 +4,10 @@ from pathlib import Path
 import pytest
 import torch
 from tiny import make_examples, tiny_config
+from transformers import AutoModelForCausalLM
 
-from distill_hetero.trainer import latest_checkpoint, train
+from distill_hetero.trainer import export_student, train
+from shared_utils.checkpoints import CheckpointManager, ResumeMismatch
 
 
 def _params(result):
@@ -24,7 +26,7 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, teacher, tokenizer):
 
     cfg = tiny_config(tmp_path / "b", **overrides, **{"train.checkpoint_every": 2})
     first = train(cfg, teacher, tokenizer, examples, stop_after=3, progress=False)  # "crashes" after step 3
-    assert latest_checkpoint(cfg.output_dir).name == "step_2"
+    assert CheckpointManager(cfg.output_dir).latest().name == "step_2"
     resumed = train(cfg, teacher, tokenizer, examples, progress=False)
     assert len(first.history) == 3 and [h["step"] for h in resumed.history] == [1, 2, 3, 4]
 
@@ -43,3 +45,54 @@ def test_golden_tiny_run(tmp_path, teacher, tokenizer):
     history = train(cfg, teacher, tokenizer, make_examples(tokenizer, 6), progress=False).history
     for key, values in golden.items():
         assert [h[key] for h in history] == pytest.approx(values, rel=1e-4), key
+
+
+def test_only_the_last_checkpoints_are_kept(tmp_path, teacher, tokenizer):
+    cfg = tiny_config(tmp_path, **{"train.steps": 5, "train.checkpoint_every": 1, "train.keep_last": 2})
+    train(cfg, teacher, tokenizer, make_examples(tokenizer, 4), progress=False)
+    assert CheckpointManager(cfg.output_dir).steps() == [4, 5]
+
+
+def test_resume_with_another_config_is_refused_naming_the_keys(tmp_path, teacher, tokenizer):
+    examples = make_examples(tokenizer, 4)
+    first = tiny_config(tmp_path, **{"train.steps": 4, "train.checkpoint_every": 2})
+    train(first, teacher, tokenizer, examples, stop_after=2, progress=False)
+    saved = (tmp_path / "run" / "run_config.json").read_text()
+
+    changed = tiny_config(
+        tmp_path, **{"train.steps": 6, "train.checkpoint_every": 2, "train.lr": 0.5, "student.init": "teacher_pca"}
+    )
+    with pytest.raises(ResumeMismatch, match=r"differs in 2 key\(s\): student.init: .*; train.lr: 0.01 -> 0.5\.") as e:
+        train(changed, teacher, tokenizer, examples, progress=False)
+    assert "train.steps" not in str(e.value)  # the total step count may change on resume
+    assert (tmp_path / "run" / "run_config.json").read_text() == saved  # nothing overwritten
+
+    longer = tiny_config(tmp_path, **{"train.steps": 3, "train.checkpoint_every": 2})
+    assert [h["step"] for h in train(longer, teacher, tokenizer, examples, progress=False).history] == [1, 2, 3]
+
+    forced = tiny_config(tmp_path, **{"train.steps": 3, "train.checkpoint_every": 2, "train.lr": 0.5})
+    forced.train.resume_force = True
+    assert train(forced, teacher, tokenizer, examples, progress=False).history[-1]["step"] == 3
+
+
+def test_crash_while_exporting_leaves_the_previous_student(tmp_path, teacher, tokenizer, monkeypatch):
+    result = train(tiny_config(tmp_path), teacher, tokenizer, make_examples(tokenizer, 4), progress=False)
+    path = export_student(result, tokenizer, tmp_path / "student")
+    before = AutoModelForCausalLM.from_pretrained(path).state_dict()
+
+    student = result.distiller.student
+    real_save = student.save_pretrained
+
+    def save_then_crash(folder, **kwargs):
+        real_save(folder, **kwargs)
+        (Path(folder) / "model.safetensors").write_bytes(b"half written")
+        raise KeyboardInterrupt
+
+    with torch.no_grad():
+        next(student.parameters()).add_(1.0)
+    monkeypatch.setattr(student, "save_pretrained", save_then_crash)
+    with pytest.raises(KeyboardInterrupt):
+        export_student(result, tokenizer, path)
+    after = AutoModelForCausalLM.from_pretrained(path).state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "student"]  # no temporary folder left

@@ -56,7 +56,7 @@ def make_teacher(tokenizer, layers: int = 4, width: int = 32):
 
 def tiny_config(tmp_path: Path, **overrides) -> RunConfig:
     """A 4-layer LLaMA teacher (width 32) -> 2-layer GPT-2 student (width 16) run."""
-    from shared_utils.config import load_config
+    from shared_utils.config import flatten_config, load_config
 
     base = {
         "student": {"family": "gpt2", "num_layers": 2, "hidden_size": 16, "num_heads": 2, "init": "random"},
@@ -64,17 +64,7 @@ def tiny_config(tmp_path: Path, **overrides) -> RunConfig:
         "accelerator": {"tracker": None, "cpu": True, "mixed_precision": "no"},
         "output_dir": str(tmp_path / "run"),
     }
-    return load_config(RunConfig, None, {**_flatten(base), **overrides})
-
-
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+    return load_config(RunConfig, None, {**flatten_config(base), **overrides})
 
 
 def make_examples(tokenizer, n: int = 8):

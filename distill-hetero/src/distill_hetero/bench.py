@@ -16,6 +16,7 @@ import torch
 
 from distill_hetero.config import RunConfig
 from shared_utils.config import dump_config, load_config
+from shared_utils.device import apply_threads
 from shared_utils.results import (
     atomic_write_text,
     device_description,
@@ -37,7 +38,7 @@ def _rss_mb() -> float:
 
 def measure(config_path: str, mode: str, steps: int) -> dict:
     """One mode in this process: 1 warm-up step + ``steps`` timed steps with the live teacher."""
-    from distill_hetero.experiment import apply_threads, tokenize_records, training_records
+    from distill_hetero.experiment import tokenize_records, training_records
     from distill_hetero.models import load_teacher
     from distill_hetero.trainer import train
 
@@ -60,7 +61,7 @@ def measure(config_path: str, mode: str, steps: int) -> dict:
             tempfile.mkdtemp(prefix=f"dh_bench_{mode}_"),
         ],
     )
-    apply_threads(cfg)
+    apply_threads(cfg.num_threads)
     teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
     records, _ = training_records(cfg, teacher, tokenizer)
     examples = tokenize_records(cfg, tokenizer, records)

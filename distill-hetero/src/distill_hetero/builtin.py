@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import random
 
+from shared_utils.errors import ConfigError
+
 COUNTRIES = [
     "France",
     "Germany",
@@ -198,7 +200,7 @@ def builtin_split(train_size: int, eval_size: int, seed: int = 0) -> tuple[list[
     """Disjoint train / held-out splits of the built-in set."""
     items = builtin_instructions(seed)
     if train_size + eval_size > len(items):
-        raise ValueError(
+        raise ConfigError(
             f"data.builtin_train_size + builtin_eval_size = {train_size + eval_size} exceeds the "
             f"{len(items)} built-in instructions"
         )

@@ -12,20 +12,18 @@ import time
 from pathlib import Path
 
 from distill_hetero import __version__
-from distill_hetero.config import RunConfig
+from distill_hetero.config import PACKAGE, RunConfig
+from shared_utils.cli import run_cli
 from shared_utils.config import add_config_arguments, load_config
+from shared_utils.device import apply_threads
 
-PACKAGE_DIR = Path(__file__).resolve().parents[2]
-DEFAULT_CONFIG = PACKAGE_DIR / "configs" / "default.yaml"
-
-
-def _default_config() -> str | None:
-    return str(DEFAULT_CONFIG) if DEFAULT_CONFIG.is_file() else None
+PROG = "distill-hetero"
+DEFAULT_RESULTS = "runs/distill-hetero/results"
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="distill-hetero",
+        prog=PROG,
         description=(
             "Heterogeneous teacher-student LLM distillation with intermediate-layer alignment (Zhai, Wang & Li, "
             "CCL 2024)"
@@ -34,15 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command")
     train = sub.add_parser("train", help="distil the teacher into a student; export it with save_pretrained")
-    add_config_arguments(train, RunConfig, _default_config())
+    add_config_arguments(train, RunConfig, "default", package=PACKAGE)
     train.add_argument("--results", default=None, help="also evaluate and write the results JSON here")
     ev = sub.add_parser("eval", help="ROUGE-L of a saved student (or the teacher) on the eval sets")
-    add_config_arguments(ev, RunConfig, _default_config())
+    add_config_arguments(ev, RunConfig, "default", package=PACKAGE)
     ev.add_argument("--model", required=True, help="exported student folder, embedded alias or hub id")
     ev.add_argument("--results", default=None, help="write the results JSON here")
     rep = sub.add_parser("reproduce", help="the four-row default reproduction into a results folder")
-    add_config_arguments(rep, RunConfig, _default_config())
-    rep.add_argument("--results", default="results/distill-hetero", help="results folder")
+    add_config_arguments(rep, RunConfig, "default", package=PACKAGE)
+    rep.add_argument("--results", default=DEFAULT_RESULTS, help="results folder (one JSON per row, table, plot)")
     rep.add_argument("--rows", default="sft,kd_fkl,kd_inter_fixed,kd_inter_learned", help="comma-separated rows")
     rep.add_argument("--readme", default=None, help="README whose results section is regenerated")
     rep.add_argument("--no-teacher", action="store_true", help="skip the teacher reference row")
@@ -51,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--output", default=None, help="write the markdown table here")
     summ.add_argument("--readme", default=None, help="README whose results-seeds section is regenerated")
     bench = sub.add_parser("bench", help="tokens/s, step-time ratio and peak memory of SFT, KD, KD+intermediate")
-    add_config_arguments(bench, RunConfig, _default_config())
+    add_config_arguments(bench, RunConfig, "default", package=PACKAGE)
     bench.add_argument("--steps", type=int, default=4, help="timed steps per mode (after one warm-up step)")
     bench.add_argument("--output", default=None, help="also write the numbers as JSON (and .md) here")
     bench.add_argument("--readme", default=None, help="README whose bench section is regenerated")
@@ -59,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script: user errors (config, data, model name) become one line and exit code 2."""
+    return run_cli(_main, PROG, argv)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
@@ -78,10 +81,8 @@ def main(argv: list[str] | None = None) -> int:
             with_teacher=not args.no_teacher,
         )
         return 0
-    cfg = load_config(RunConfig, args.config, rest)
-    from distill_hetero.experiment import apply_threads
-
-    apply_threads(cfg)
+    cfg = load_config(RunConfig, args.config, rest, package=PACKAGE)
+    apply_threads(cfg.num_threads)
     if args.command == "train":
         return _train(cfg, args.results)
     if args.command == "eval":
@@ -106,7 +107,7 @@ def _summarize(folders: list[str], output: str | None, readme: str | None) -> in
 
 
 def _train(cfg: RunConfig, results: str | None) -> int:
-    from distill_hetero.experiment import eval_sets, evaluate, tokenize_records, training_records
+    from distill_hetero.experiment import eval_sets, student_metrics, tokenize_records, training_records
     from distill_hetero.models import load_teacher
     from distill_hetero.trainer import export_student, train
     from shared_utils.config import dump_config
@@ -115,13 +116,14 @@ def _train(cfg: RunConfig, results: str | None) -> int:
     start = time.time()
     teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
     train_records, held = training_records(cfg, teacher, tokenizer)
+    sets = eval_sets(cfg, held) if results else {}  # before training: a missing set fails early
     result = train(cfg, teacher, tokenizer, tokenize_records(cfg, tokenizer, train_records))
     path = export_student(result, tokenizer, Path(cfg.output_dir) / "student")
     if result.accelerator.is_main_process:
         dump_config(cfg, Path(cfg.output_dir) / "config.yaml")
         print(f"student saved to {path}")
         if results:
-            metrics = evaluate(result.distiller.student, tokenizer, eval_sets(cfg, held), cfg)
+            metrics = student_metrics(result, tokenizer, sets, cfg)
             write_results(
                 results,
                 metrics,

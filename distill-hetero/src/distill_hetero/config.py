@@ -3,62 +3,91 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
+from shared_utils.config import check_choices
 from shared_utils.device import AcceleratorConfig
+
+PACKAGE = "distill_hetero"  # import name: where `--config <name>` finds the shipped configs
+OutputLoss = Literal["ce", "fkl", "rkl", "skl", "srkl"]
+# Keys that may change when a run is resumed: they do not change what the finished steps computed.
+RESUME_IGNORED = (
+    "train.steps",
+    "train.keep_last",
+    "train.resume_force",
+    "train.log_every",
+    "num_threads",
+    "output_dir",
+)
 
 
 @dataclass
 class StudentConfig:
     """The student: built from a config of another family than the teacher (or loaded from a folder)."""
 
-    family: str = field(default="gpt2", metadata={"help": "gpt2 | qwen2 | llama, or a model folder/hub id to load"})
+    family: str = field(default="gpt2", metadata={"help": "gpt2, qwen2, llama, or a model folder/hub id to load"})
     num_layers: int = field(default=6, metadata={"help": "student depth Ls"})
     hidden_size: int = field(default=256, metadata={"help": "student width"})
     num_heads: int = field(default=4, metadata={"help": "attention heads"})
     intermediate_size: int = field(default=1024, metadata={"help": "MLP width (qwen2/llama; gpt2 uses 4x width)"})
     max_positions: int = field(default=512, metadata={"help": "context length of the student"})
     dropout: float = field(default=0.0, metadata={"help": "dropout of the student"})
-    init: str = field(
+    init: Literal["random", "teacher_pca"] = field(
         default="teacher_pca",
         metadata={
-            "help": "random | teacher_pca (token embeddings = teacher embeddings projected on their top principal "
+            "help": "random, or teacher_pca (token embeddings = teacher embeddings projected on their top principal "
             "directions, rescaled to the initializer_range std; the rest random)"
         },
     )
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass
 class MappingConfig:
     """Which student layer is aligned with which teacher layer (layer 0 = embedding output)."""
 
-    rule: str = field(default="uniform", metadata={"help": "uniform | last-k | skip | explicit"})
+    rule: Literal["uniform", "last-k", "skip", "explicit"] = field(
+        default="uniform", metadata={"help": "layer mapping rule"}
+    )
     k: int = field(default=2, metadata={"help": "last-k: number of last layers; skip: stride over student layers"})
     include_embedding: bool = field(default=True, metadata={"help": "uniform: also align the embedding outputs"})
     pairs: list[list[int]] = field(
         default_factory=list, metadata={"help": "explicit: [[student_layer, teacher_layer], ...]"}
     )
 
+    def __post_init__(self) -> None:
+        check_choices(self)
+
 
 @dataclass
 class LossConfig:
     """Output and intermediate losses and how their ratios are set."""
 
-    output: list[str] = field(
+    output: list[OutputLoss] = field(
         default_factory=lambda: ["fkl"],
         metadata={"help": "output-layer losses from the registry: ce, fkl, rkl, skl, srkl"},
     )
-    intermediate: str | None = field(default=None, metadata={"help": "None | mse | mse_ln | cosine"})
+    intermediate: Literal["mse", "mse_ln", "cosine"] | None = field(
+        default="mse_ln", metadata={"help": "intermediate-layer loss (None: none)"}
+    )
     temperature: float = field(default=1.0, metadata={"help": "KD temperature (losses scaled by T^2)"})
     skew_alpha: float = field(default=0.1, metadata={"help": "skew KL mixing weight alpha (DistiLLM)"})
     weights: dict[str, float] = field(
         default_factory=dict,
         metadata={"help": "fixed ratio per loss name (default 1.0); also the initial ratio of learned weights"},
     )
-    weighting: str = field(
-        default="fixed", metadata={"help": "fixed | uncertainty (one learned log-variance per loss)"}
+    weighting: Literal["fixed", "uncertainty"] = field(
+        default="uncertainty", metadata={"help": "fixed ratios, or uncertainty (one learned log-variance per loss)"}
     )
-    intermediate_tokens: str = field(default="all", metadata={"help": "all (real tokens) | response"})
-    projector: str = field(default="linear", metadata={"help": "linear | mlp (student width -> teacher width)"})
+    intermediate_tokens: Literal["all", "response"] = field(
+        default="all", metadata={"help": "all real tokens, or the response only"}
+    )
+    projector: Literal["linear", "mlp"] = field(default="linear", metadata={"help": "student width -> teacher width"})
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass
@@ -77,13 +106,16 @@ class DataConfig:
             "share the split and the cached teacher answers)"
         },
     )
-    targets: str = field(
+    targets: Literal["auto", "references", "teacher"] = field(
         default="auto",
-        metadata={"help": "auto (references when present, else teacher greedy answers) | references | teacher"},
+        metadata={"help": "auto: references when present, else the teacher's greedy answers"},
     )
     max_prompt_tokens: int = field(default=192, metadata={"help": "prompt truncated (from the left) to this"})
     max_response_tokens: int = field(default=48, metadata={"help": "response truncated to this (EOS kept)"})
     cache_dir: str = field(default="~/.cache/distill_hetero", metadata={"help": "teacher answers cache"})
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass
@@ -98,7 +130,15 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping"})
     checkpoint_every: int = field(default=0, metadata={"help": "save a checkpoint every N steps (0: never)"})
+    keep_last: int = field(default=2, metadata={"help": "checkpoints kept (the newest); older ones are deleted"})
     resume: bool = field(default=True, metadata={"help": "resume from the latest checkpoint in output_dir"})
+    resume_force: bool = field(
+        default=False,
+        metadata={
+            "help": "resume even when the run's saved config differs from this one (by default that is refused; "
+            f"{', '.join(RESUME_IGNORED)} may always change)"
+        },
+    )
     teacher_cache_top_k: int = field(
         default=64,
         metadata={
@@ -106,8 +146,11 @@ class TrainConfig:
             "rest mass) and the mapped hidden states, reused across epochs and runs"
         },
     )
-    teacher_dtype: str = field(default="fp32", metadata={"help": "fp32 | bf16 | fp16 for the frozen teacher"})
+    teacher_dtype: Literal["fp32", "bf16", "fp16"] = field(default="fp32", metadata={"help": "frozen teacher dtype"})
     log_every: int = field(default=1, metadata={"help": "log losses and weights every N steps"})
+
+    def __post_init__(self) -> None:
+        check_choices(self)
 
 
 @dataclass
@@ -135,6 +178,10 @@ class EvalConfig:
     sample_seeds: list[int] = field(default_factory=lambda: [1, 2], metadata={"help": "seeds for sampled decoding"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling"})
+    skip_missing: bool = field(
+        default=False,
+        metadata={"help": "skip (with a warning) shared evaluation sets that are not on disk instead of failing"},
+    )
 
 
 @dataclass
@@ -145,14 +192,14 @@ class RunConfig:
     teacher: str = field(default="smollm2-135m-instruct", metadata={"help": "embedded alias, folder or hub id"})
     student: StudentConfig = field(default_factory=StudentConfig)
     mapping: MappingConfig = field(default_factory=MappingConfig)
-    loss: LossConfig = field(default_factory=lambda: LossConfig(intermediate="mse_ln", weighting="uncertainty"))
+    loss: LossConfig = field(default_factory=LossConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     accelerator: AcceleratorConfig = field(default_factory=AcceleratorConfig)
     seed: int = field(default=0, metadata={"help": "seed of everything"})
     num_threads: int = field(
-        default=0,
+        default=1,
         metadata={
             "help": "torch CPU threads (0: torch's default). 1 is several times faster on a CPU shared by other jobs"
         },

@@ -3,12 +3,15 @@ response only, deterministic resumable batching, and loaders (built-in set, loca
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+from shared_utils import errors
+from shared_utils.errors import ConfigError
+from shared_utils.records import parse_records, read_records, require_local
 
 PROMPT_NO_INPUT = (
     "Below is an instruction that describes a task. Write a response that appropriately completes "
@@ -21,10 +24,15 @@ PROMPT_WITH_INPUT = (
 )
 SHARED_SETS = ("dolly_dev", "dolly_test", "selfinst_test", "vicuna_test", "sinst_test_500", "uinst_test_500")
 IGNORE = -100
+DATA_ENV = "DISTILL_HETERO_DATA"
 
 
-class RecordError(ValueError):
-    """A data record that does not follow the MiniLLM format; the message names the record and field."""
+class RecordError(errors.RecordError):
+    """A data file or record that does not follow the MiniLLM format; the message names the record and field."""
+
+
+class MissingSharedSet(RecordError):
+    """A shared MiniLLM set that is not on disk (``eval.skip_missing`` turns it into a warning)."""
 
 
 @dataclass
@@ -69,40 +77,44 @@ def parse_record(raw: object, index: int, source: str = "data", require_output: 
     return Record(prompt=prompt, references=references)
 
 
-def shared_data_root() -> Path:
-    """``$DISTILL_HETERO_DATA`` or ``<repo root>/../shared/data``."""
-    if os.environ.get("DISTILL_HETERO_DATA"):
-        return Path(os.environ["DISTILL_HETERO_DATA"])
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+def shared_data_root() -> Path | None:
+    """``$DISTILL_HETERO_DATA``, else the first ``shared/data`` folder in or above the package source (a
+    checkout, editable install) or the current directory (an installed package run from a checkout)."""
+    if os.environ.get(DATA_ENV):
+        return Path(os.environ[DATA_ENV]).expanduser()
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            if (folder / "shared" / "data").is_dir():
+                return folder / "shared" / "data"
+    return None
+
+
+def shared_set_path(name: str) -> Path:
+    """The file of a shared MiniLLM set; a :class:`RecordError` naming where it was looked for if absent."""
+    root = shared_data_root()
+    if root is None:
+        raise MissingSharedSet(
+            f"shared evaluation set {name!r}: no shared/data folder above {Path.cwd()}; "
+            f"set {DATA_ENV} to the folder that holds instruction/{name}.jsonl"
+        )
+    path = root / "instruction" / f"{name}.jsonl"
+    if not path.is_file():
+        raise MissingSharedSet(f"shared evaluation set {name!r} not found at {path} (set {DATA_ENV} to another folder)")
+    return path
 
 
 def load_records(source: str, split: str = "train", limit: int = 0, require_output: bool = False) -> list[Record]:
     """Records from a shared-set name (``dolly_test``...), a local ``.jsonl``/``.json`` file or a hub id
-    (``MiniLLM/dolly``, loaded with ``datasets``). ``limit`` keeps the first N."""
-    path = Path(source)
-    if source in SHARED_SETS:
-        path = shared_data_root() / "instruction" / f"{source}.jsonl"
-        if not path.is_file():
-            raise FileNotFoundError(f"shared evaluation set {source!r} not found at {path} (set DISTILL_HETERO_DATA)")
-    if path.is_file():
-        text = path.read_text()
-        if path.suffix == ".json":
-            raws = json.loads(text)
-        else:
-            raws = []
-            for n, line in enumerate(text.splitlines()):
-                if line.strip():
-                    try:
-                        raws.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise RecordError(f"{path} line {n + 1}: not valid JSON ({err.msg})") from None
+    (``MiniLLM/dolly``, loaded with ``datasets``). ``limit`` keeps the first N. A local path that does
+    not exist is an error, never a hub lookup."""
+    path = shared_set_path(source) if source in SHARED_SETS else require_local(source)
+    if path is not None:
+        raws = read_records(path, limit)
     else:
         import datasets
 
-        raws = list(datasets.load_dataset(source, split=split))
-    if limit:
-        raws = raws[:limit]
-    return [parse_record(r, i, source, require_output) for i, r in enumerate(raws)]
+        raws = list(datasets.load_dataset(source, split=split))[: limit or None]
+    return parse_records(raws, lambda raw, i: parse_record(raw, i, source, require_output), source)
 
 
 @dataclass
@@ -152,7 +164,7 @@ class BatchSchedule:
 
     def __init__(self, num_examples: int, batch_size: int, world_size: int = 1, accumulation: int = 1, seed: int = 0):
         if num_examples == 0:
-            raise ValueError("the training set is empty")
+            raise ConfigError("the training set is empty")
         self.n, self.batch_size, self.world_size, self.accumulation, self.seed = (
             num_examples,
             batch_size,

@@ -21,6 +21,7 @@ from distill_hetero.extraction import capture_hidden_states, hidden_width, selec
 from distill_hetero.losses import TeacherDistribution, get_intermediate_loss, get_output_loss
 from distill_hetero.mapping import Mapping
 from distill_hetero.weighting import build_weighting
+from shared_utils.errors import ConfigError
 
 INTER = "inter"
 
@@ -120,13 +121,13 @@ class Distiller(nn.Module):
     def __init__(self, student: nn.Module, loss: LossConfig, mapping: Mapping, teacher_width: int, vocab_size: int):
         super().__init__()
         if not loss.output and not loss.intermediate:
-            raise ValueError("no loss selected: set loss.output and/or loss.intermediate")
+            raise ConfigError("no loss selected: set loss.output and/or loss.intermediate")
         self.student, self.cfg, self.vocab_size = student, loss, vocab_size
         self.output_losses = {name: get_output_loss(name) for name in loss.output}
         self.mapping = list(mapping) if loss.intermediate else []
         self.inter_loss = get_intermediate_loss(loss.intermediate) if loss.intermediate else None
         if self.inter_loss is not None and not self.mapping:
-            raise ValueError("loss.intermediate is set but the layer mapping is empty")
+            raise ConfigError("loss.intermediate is set but the layer mapping is empty")
         self.align = (
             AlignmentModule(self.mapping, hidden_width(student), teacher_width, loss.projector)
             if self.inter_loss

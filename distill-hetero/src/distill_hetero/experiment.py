@@ -10,8 +10,16 @@ import torch
 from tqdm.auto import tqdm
 
 from distill_hetero.builtin import builtin_split
-from distill_hetero.config import RunConfig
-from distill_hetero.data import Example, Record, collate, format_prompt, load_records, tokenize_example
+from distill_hetero.config import PACKAGE, RunConfig
+from distill_hetero.data import (
+    Example,
+    MissingSharedSet,
+    Record,
+    collate,
+    format_prompt,
+    load_records,
+    tokenize_example,
+)
 from distill_hetero.distiller import TeacherCache, supervised_positions
 from distill_hetero.extraction import num_layers, selected_logits
 from distill_hetero.generation import generate, teacher_answers
@@ -19,7 +27,10 @@ from distill_hetero.mapping import resolve_mapping
 from distill_hetero.metrics import corpus_rouge_l
 from distill_hetero.models import load_teacher
 from distill_hetero.trainer import export_student, train
+from shared_utils.atomic import save_figure
 from shared_utils.config import dump_config, load_config
+from shared_utils.device import apply_threads
+from shared_utils.errors import ConfigError
 from shared_utils.results import (
     atomic_write_text,
     load_results,
@@ -46,11 +57,6 @@ ROW_LABELS = {
     "kd_inter_fixed": "KD + intermediate (fixed ratios)",
     "kd_inter_learned": "KD + intermediate (learned ratios)",
 }
-
-
-def apply_threads(cfg: RunConfig) -> None:
-    if cfg.num_threads > 0:
-        torch.set_num_threads(cfg.num_threads)
 
 
 def training_records(cfg: RunConfig, teacher, tokenizer) -> tuple[list[Record], list[Record]]:
@@ -94,7 +100,8 @@ def tokenize_records(cfg: RunConfig, tokenizer, records: list[Record]) -> list[E
 
 
 def eval_sets(cfg: RunConfig, held: list[Record]) -> dict[str, list[Record]]:
-    """Each evaluation set by name; shared sets that are not on disk are skipped with a warning."""
+    """Each evaluation set by name. A shared set that is not on disk is an error, or with
+    ``eval.skip_missing`` skipped with a warning."""
     sets = {}
     for name in cfg.eval.datasets:
         if name == "builtin":
@@ -103,8 +110,10 @@ def eval_sets(cfg: RunConfig, held: list[Record]) -> dict[str, list[Record]]:
             continue
         try:
             sets[name] = load_records(name, split="test", limit=cfg.eval.max_examples, require_output=True)
-        except FileNotFoundError as err:
-            log.warning("skipping evaluation set %s: %s", name, err)
+        except MissingSharedSet as err:
+            if not cfg.eval.skip_missing:
+                raise
+            log.warning("skipping evaluation set %s (eval.skip_missing): %s", name, err)
     return sets
 
 
@@ -158,19 +167,25 @@ def heldout_nll(model, tokenizer, records: list[Record], cfg: RunConfig, batch_s
     return total / count
 
 
+def student_metrics(result, tokenizer, sets: dict[str, list[Record]], cfg: RunConfig, desc: str = "eval") -> dict:
+    """ROUGE-L of a trained student on ``sets``, its held-out NLL on ``builtin`` and its last training loss."""
+    metrics = evaluate(result.distiller.student, tokenizer, sets, cfg, desc=desc)
+    if "builtin" in sets:
+        metrics["heldout_nll/builtin"] = heldout_nll(result.distiller.student, tokenizer, sets["builtin"], cfg)
+    metrics["final_train_loss"] = result.history[-1]["loss"]
+    return metrics
+
+
 def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache, results_dir: Path) -> dict:
     """Train one row, export its student, evaluate, write ``<results_dir>/<name>.json``."""
     start = time.time()
     result = train(cfg, teacher, tokenizer, examples, teacher_cache=cache)
     train_s = time.time() - start
     export_student(result, tokenizer, Path(cfg.output_dir) / "student")
-    metrics = evaluate(result.distiller.student, tokenizer, sets, cfg, desc=name)
-    if "builtin" in sets:
-        metrics["heldout_nll/builtin"] = heldout_nll(result.distiller.student, tokenizer, sets["builtin"], cfg)
+    metrics = student_metrics(result, tokenizer, sets, cfg, desc=name)
     result.accelerator.end_training()
     metrics.update(
         {
-            "final_train_loss": result.history[-1]["loss"],
             "train_time_s": train_s,
             "train_tokens": sum(h["tokens"] for h in result.history),
         }
@@ -200,8 +215,18 @@ def reproduce(
 ) -> list[dict]:
     """The default reproduction: prepare data once, cache the teacher once, train and evaluate each row."""
     results_dir = Path(results_dir)
-    base = load_config(RunConfig, config_path, overrides)
-    apply_threads(base)
+    base = load_config(RunConfig, config_path, overrides, package=PACKAGE)
+    apply_threads(base.num_threads)
+    row_cfgs = {}
+    for name in rows:
+        if name not in ROWS:
+            raise ConfigError(f"unknown row {name!r}; known rows: {', '.join(ROWS)}")
+        row_cfgs[name] = load_config(
+            RunConfig,
+            config_path,
+            [*overrides, *_as_overrides(ROWS[name]), "--name", name, "--output_dir", f"{base.output_dir}/{name}"],
+            package=PACKAGE,
+        )
     seed_everything(base.seed)
     start = time.time()
     teacher, tokenizer = load_teacher(base.teacher, base.train.teacher_dtype)
@@ -209,15 +234,6 @@ def reproduce(
     examples = tokenize_records(base, tokenizer, train_records)
     sets = eval_sets(base, held)
     log.info("train examples: %d; eval sets: %s", len(examples), {k: len(v) for k, v in sets.items()})
-    row_cfgs = {}
-    for name in rows:
-        if name not in ROWS:
-            raise ValueError(f"unknown row {name!r}; known rows: {sorted(ROWS)}")
-        row_cfgs[name] = load_config(
-            RunConfig,
-            config_path,
-            [*overrides, *_as_overrides(ROWS[name]), "--name", name, "--output_dir", f"{base.output_dir}/{name}"],
-        )
     cache = None
     if base.train.teacher_cache_top_k > 0 and any(
         c.loss.output != ["ce"] or c.loss.intermediate for c in row_cfgs.values()
@@ -365,11 +381,7 @@ def plot_loss_curves(rows: list[dict], path: Path) -> None:
         if ax.lines:
             ax.legend(fontsize=7)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=110)
 
 
 SUMMARY_METRICS = {

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from shared_utils.records import read_records
 from shared_utils.results import atomic_write_text
 
 
@@ -69,7 +70,7 @@ PACKAGED_ANSWERS = Path(__file__).parent / "assets"
 def _read_answers(path: Path, prompts: list[str]) -> list[str] | None:
     if not path.is_file():
         return None
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = read_records(path)
     if [r["prompt"] for r in rows] != prompts:
         return None
     return [r["output"] for r in rows]

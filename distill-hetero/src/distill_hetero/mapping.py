@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from distill_hetero.config import MappingConfig
+from shared_utils.errors import ConfigError
 
 Mapping = list[tuple[int, int]]
 
@@ -27,14 +28,14 @@ def uniform(num_student: int, num_teacher: int, include_embedding: bool = True) 
 def last_k(num_student: int, num_teacher: int, k: int) -> Mapping:
     """The last k student blocks <-> the last k teacher blocks, in order."""
     if not 1 <= k <= min(num_student, num_teacher):
-        raise ValueError(f"mapping.k={k} must be in 1..min(Ls={num_student}, Lt={num_teacher}) for rule last-k")
+        raise ConfigError(f"mapping.k={k} must be in 1..min(Ls={num_student}, Lt={num_teacher}) for rule last-k")
     return [(num_student - k + j, num_teacher - k + j) for j in range(1, k + 1)]
 
 
 def skip(num_student: int, num_teacher: int, k: int) -> Mapping:
     """Every k-th student block (k, 2k, ..., and always the last) <-> teacher round(i * Lt / Ls)."""
     if not 1 <= k <= num_student:
-        raise ValueError(f"mapping.k={k} must be in 1..Ls={num_student} for rule skip")
+        raise ConfigError(f"mapping.k={k} must be in 1..Ls={num_student} for rule skip")
     layers = sorted(set(range(k, num_student + 1, k)) | {num_student})
     return [(i, _round_half_up(i * num_teacher / num_student)) for i in layers]
 
@@ -42,16 +43,16 @@ def skip(num_student: int, num_teacher: int, k: int) -> Mapping:
 def explicit(num_student: int, num_teacher: int, pairs: list[list[int]]) -> Mapping:
     """A user-given list of ``[student_layer, teacher_layer]`` pairs, checked against both depths."""
     if not pairs:
-        raise ValueError("mapping.pairs is empty: rule explicit needs [[student_layer, teacher_layer], ...]")
+        raise ConfigError("mapping.pairs is empty: rule explicit needs [[student_layer, teacher_layer], ...]")
     mapping = []
     for n, pair in enumerate(pairs):
         if len(pair) != 2:
-            raise ValueError(f"mapping.pairs[{n}]={pair!r} must be [student_layer, teacher_layer]")
+            raise ConfigError(f"mapping.pairs[{n}]={pair!r} must be [student_layer, teacher_layer]")
         s, t = int(pair[0]), int(pair[1])
         if not 0 <= s <= num_student:
-            raise ValueError(f"mapping.pairs[{n}]: student layer {s} is outside 0..{num_student}")
+            raise ConfigError(f"mapping.pairs[{n}]: student layer {s} is outside 0..{num_student}")
         if not 0 <= t <= num_teacher:
-            raise ValueError(f"mapping.pairs[{n}]: teacher layer {t} is outside 0..{num_teacher}")
+            raise ConfigError(f"mapping.pairs[{n}]: teacher layer {t} is outside 0..{num_teacher}")
         mapping.append((s, t))
     return mapping
 
@@ -64,6 +65,4 @@ def resolve_mapping(config: MappingConfig, num_student: int, num_teacher: int) -
         return last_k(num_student, num_teacher, config.k)
     if config.rule == "skip":
         return skip(num_student, num_teacher, config.k)
-    if config.rule == "explicit":
-        return explicit(num_student, num_teacher, config.pairs)
-    raise ValueError(f"mapping.rule={config.rule!r} is not one of uniform, last-k, skip, explicit")
+    return explicit(num_student, num_teacher, config.pairs)

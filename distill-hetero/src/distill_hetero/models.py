@@ -7,6 +7,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaC
 
 from distill_hetero.config import StudentConfig
 from distill_hetero.vocab import check_vocabularies
+from shared_utils.errors import ConfigError
 from shared_utils.models import load_causal_lm
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -14,8 +15,6 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 def load_teacher(name: str, dtype: str = "fp32"):
     """``(teacher, tokenizer)``: frozen (eval mode, no gradients)."""
-    if dtype not in DTYPES:
-        raise ValueError(f"train.teacher_dtype={dtype!r} is not one of {sorted(DTYPES)}")
     teacher, tokenizer = load_causal_lm(name, dtype=DTYPES[dtype])
     return freeze(teacher), tokenizer
 
@@ -93,9 +92,7 @@ def build_student(cfg: StudentConfig, tokenizer, teacher=None):
         student = AutoModelForCausalLM.from_config(config)
     if cfg.init == "teacher_pca":
         if teacher is None:
-            raise ValueError("student.init=teacher_pca needs the teacher")
+            raise ConfigError("student.init=teacher_pca needs the teacher")
         init_embeddings_from_teacher(student, teacher)
-    elif cfg.init != "random":
-        raise ValueError(f"student.init={cfg.init!r} is not one of random, teacher_pca")
     student.train()
     return student

@@ -1,6 +1,7 @@
 """The training loop, on ``accelerate``: gradient accumulation, mixed precision, wandb, checkpoints
-every N steps with exact resume (student, projectors, loss weights, optimizer, scheduler, RNG and
-data position), export of the student alone with ``save_pretrained``."""
+every N steps (the newest ``train.keep_last`` kept) with exact resume (student, projectors, loss
+weights, optimizer, scheduler, RNG and data position) into a run of the same config only, and an
+atomic export of the student alone with ``save_pretrained``."""
 
 from __future__ import annotations
 
@@ -13,15 +14,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from distill_hetero.config import RunConfig
+from distill_hetero.config import RESUME_IGNORED, RunConfig
 from distill_hetero.data import BatchSchedule, Example, collate
 from distill_hetero.distiller import Distiller, TeacherCache, teacher_forward
 from distill_hetero.extraction import hidden_width, num_layers
 from distill_hetero.mapping import resolve_mapping
 from distill_hetero.models import build_student
 from distill_hetero.vocab import check_vocabularies
+from shared_utils.atomic import atomic_folder
+from shared_utils.checkpoints import CheckpointManager
 from shared_utils.config import config_to_dict
-from shared_utils.device import build_accelerator, save_state_atomically
+from shared_utils.device import build_accelerator
 from shared_utils.results import atomic_write_json
 from shared_utils.seeding import seed_everything
 from shared_utils.tracking import get_logger
@@ -50,19 +53,22 @@ def lr_lambda(warmup: int, total: int):
     return fn
 
 
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    """The complete checkpoint with the highest step under ``output_dir/checkpoints``."""
-    root = Path(output_dir) / "checkpoints"
-    done = [p for p in root.glob("step_*") if (p / STATE_FILE).is_file()] if root.is_dir() else []
-    return max(done, key=lambda p: int(p.name.split("_")[1]), default=None)
-
-
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, history: list[dict]) -> Path:
-    """``accelerator.save_state`` plus the step and loss history, written atomically."""
-    final = Path(output_dir) / "checkpoints" / f"step_{step}"
-    return save_state_atomically(
-        accelerator, final, lambda tmp: atomic_write_json(tmp / STATE_FILE, {"step": step, "history": history})
+def save_checkpoint(manager: CheckpointManager, accelerator, step: int, history: list[dict]) -> Path:
+    """``accelerator.save_state`` plus the step and loss history, written atomically; old ones rotated out."""
+    return manager.save(
+        accelerator, step, lambda tmp: atomic_write_json(tmp / STATE_FILE, {"step": step, "history": history})
     )
+
+
+def resume_point(cfg: RunConfig, manager: CheckpointManager) -> Path | None:
+    """The checkpoint to resume from (None: start fresh). Refuses (:class:`ResumeMismatch`, naming the
+    differing keys) when the run was started with another config, unless ``train.resume_force``."""
+    checkpoint = manager.latest() if cfg.train.resume else None
+    if checkpoint is None:
+        return None
+    manager.check_resume(cfg, ignore=RESUME_IGNORED, force=cfg.train.resume_force)
+    log.info("%s: resuming from %s (%s may differ from its config)", cfg.name, checkpoint, ", ".join(RESUME_IGNORED))
+    return checkpoint
 
 
 def train(
@@ -80,6 +86,8 @@ def train(
     ``teacher_cache`` replaces the live teacher forward; ``stop_after`` ends the loop early (as if
     interrupted) after that many steps, which the resume tests use.
     """
+    manager = CheckpointManager(cfg.output_dir, cfg.train.keep_last)
+    checkpoint = resume_point(cfg, manager)
     accelerator = accelerator or build_accelerator(
         cfg.accelerator, run_name=cfg.name, tracker_config=config_to_dict(cfg), log=progress
     )
@@ -98,6 +106,7 @@ def train(
         if mapping:
             log.info("%s: layer mapping (student, teacher) = %s", cfg.name, mapping)
         atomic_write_json(out_dir / "mapping.json", {"rule": cfg.mapping.rule, "pairs": mapping})
+        manager.record_config(cfg)
 
     weight_params = list(distiller.weighting.parameters())
     weight_ids = {id(p) for p in weight_params}
@@ -112,12 +121,11 @@ def train(
     core = accelerator.unwrap_model(distiller)
 
     start, history = 0, []
-    checkpoint = latest_checkpoint(out_dir) if cfg.train.resume else None
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))
         state = json.loads((checkpoint / STATE_FILE).read_text())
         start, history = state["step"], state["history"]
-        log.info("%s: resumed from %s (step %d)", cfg.name, checkpoint, start)
+        log.info("%s: resumed at step %d", cfg.name, start)
 
     accum = accelerator.gradient_accumulation_steps
     schedule = BatchSchedule(len(examples), cfg.train.batch_size, accelerator.num_processes, accum, cfg.seed)
@@ -164,15 +172,18 @@ def train(
             accelerator.log({k: v for k, v in entry.items() if k != "step"}, step=step + 1)
             bar.set_postfix(loss=f"{entry['loss']:.3f}")
         if cfg.train.checkpoint_every and (step + 1) % cfg.train.checkpoint_every == 0:
-            save_checkpoint(accelerator, out_dir, step + 1, history)
+            save_checkpoint(manager, accelerator, step + 1, history)
     return TrainResult(core, history, mapping, accelerator)
 
 
 def export_student(result: TrainResult, tokenizer, path: str | Path) -> Path:
-    """Save the student alone (no projectors, no loss weights); loads with ``AutoModelForCausalLM``."""
+    """Save the student alone (no projectors, no loss weights); loads with ``AutoModelForCausalLM``.
+
+    Written to a temporary sibling folder and swapped in, so a crash leaves the previous export."""
     path = Path(path)
     if result.accelerator.is_main_process:
-        result.distiller.student.save_pretrained(path)
-        tokenizer.save_pretrained(path)
+        with atomic_folder(path) as tmp:
+            result.distiller.student.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
     result.accelerator.wait_for_everyone()
     return path

@@ -13,6 +13,8 @@ import math
 import torch
 from torch import nn
 
+from shared_utils.errors import ConfigError
+
 
 class FixedWeights(nn.Module):
     """L = sum_i w_i L_i with constant w_i."""
@@ -50,7 +52,7 @@ class UncertaintyWeights(nn.Module):
 def build_weighting(kind: str, names: list[str], init: dict[str, float] | None = None) -> nn.Module:
     unknown = sorted(set(init or {}) - set(names))
     if unknown:
-        raise ValueError(f"loss.weights names {unknown} that are not active losses {names}")
+        raise ConfigError(f"loss.weights names {unknown} that are not active losses {names}")
     if kind == "fixed":
         return FixedWeights(names, init)
     if kind == "uncertainty":

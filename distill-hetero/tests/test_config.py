@@ -1,0 +1,56 @@
+"""The shipped configs: the default equals the dataclass defaults and --help; choice typos fail early."""
+
+import time
+
+import pytest
+
+from distill_hetero import cli
+from distill_hetero.config import PACKAGE, LossConfig, RunConfig
+from shared_utils.config import diff_configs, load_config, packaged_configs
+
+
+def test_shipped_default_equals_the_dataclass_defaults():
+    assert diff_configs(load_config(RunConfig, "default", package=PACKAGE), RunConfig()) == []
+
+
+def test_help_shows_the_defaults_the_run_uses(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--help"])
+    out = capsys.readouterr().out
+    default = load_config(RunConfig, "default", package=PACKAGE)
+    for option, value in [
+        ("num_threads", default.num_threads),
+        ("loss.intermediate", default.loss.intermediate),
+        ("loss.weighting", default.loss.weighting),
+        ("train.lr", default.train.lr),
+        ("train.keep_last", default.train.keep_last),
+    ]:
+        assert f"--{option} (default: {value!r})" in out
+    assert "--loss.weighting (default: 'uncertainty') {fixed, uncertainty}" in out
+    assert "default, paper/gpt2xl-gpt2base-dolly" in " ".join(out.split())  # --config lists the shipped ones
+
+
+def test_every_shipped_config_loads_by_name():
+    names = packaged_configs(PACKAGE)
+    assert {"default", "tiny", "paper/gpt2xl-gpt2base-dolly", "paper/qwen1.5-1.8b-to-gpt2-dolly"} <= set(names)
+    for name in names:
+        if not name.startswith("accelerate/"):  # accelerate launch configs, not run configs
+            load_config(RunConfig, name, package=PACKAGE)
+
+
+def test_choice_typo_fails_in_one_line_before_any_model_is_loaded(monkeypatch, capsys):
+    def no_model(*args, **kwargs):
+        raise AssertionError("the teacher was loaded before the config was checked")
+
+    monkeypatch.setattr("distill_hetero.models.load_teacher", no_model)
+    start = time.perf_counter()
+    code = cli.main(["train", "--loss.projector", "mpl"])
+    assert time.perf_counter() - start < 1.0
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == "distill-hetero: error: option 'loss.projector' must be one of ['linear', 'mlp'], got 'mpl'"
+
+
+def test_choices_are_checked_for_configs_built_in_python():
+    with pytest.raises(ValueError, match=r"LossConfig\.weighting must be one of \['fixed', 'uncertainty'\]"):
+        LossConfig(weighting="learned")
