@@ -104,6 +104,12 @@ def test_missing_local_data_is_reported_not_looked_up(tmp_path, capsys, monkeypa
     _one_line_error(capsys, str(missing), "not found")
 
 
+def test_a_split_the_builtin_data_lacks_is_one_line(tmp_path, capsys, tiny_overrides):
+    args = _args({**tiny_overrides, "data.train_split": "trian", "output_dir": tmp_path / "run"})
+    assert main(["train", *args]) == 2
+    _one_line_error(capsys, "'trian'", "data.train_split", "['test', 'train', 'valid']")
+
+
 def test_unknown_tokenizer_lists_the_embedded_aliases(tmp_path, capsys, tiny_overrides):
     args = _args({**tiny_overrides, "data.tokenizer": "no-such-model-xyz", "output_dir": tmp_path / "run"})
     assert main(["train", *args]) == 2

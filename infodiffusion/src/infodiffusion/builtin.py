@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import random
 
+from shared_utils.errors import ConfigError
+
 NAMES = [
     "alice",
     "bob",
@@ -111,7 +113,9 @@ def builtin_pairs(
     """Deterministic pairs; the splits have disjoint sources."""
     sizes = {"train": n_train, "valid": n_valid, "test": n_test}
     if split not in sizes:
-        raise ValueError(f"the builtin data set has splits {sorted(sizes)}, not {split!r}")
+        raise ConfigError(
+            f"data.dataset builtin has splits {sorted(sizes)}, not {split!r} (data.train_split / data.eval_split)"
+        )
     rng = random.Random(seed)
     seen: set[str] = set()
     out: dict[str, list[dict[str, str]]] = {k: [] for k in sizes}

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from infodiffusion.information import InformationScores
 from infodiffusion.model import DiffusionTransformer
 from infodiffusion.schedule import NoiseSchedule
+from shared_utils.errors import ConfigError
 
 
 @dataclass
@@ -207,7 +208,7 @@ class TextDiffusion:
         elif method == "ddim":
             k = steps or self.steps
             if not 1 <= k <= self.steps:
-                raise ValueError(f"sample.steps must be in [1, {self.steps}], got {k}")
+                raise ConfigError(f"sample.steps must be in [1, {self.steps}], got {k}")
             grid = sorted({round(float(x)) for x in np.linspace(self.steps, 1, k)}, reverse=True)
         else:
             raise ValueError(f"sample.method must be ddim or ddpm, got {method!r}")

@@ -17,6 +17,8 @@ from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from nltk.util import ngrams
 from rouge_score import rouge_scorer
 
+from shared_utils.errors import ConfigError
+
 _SMOOTH = SmoothingFunction().method4
 
 
@@ -99,7 +101,7 @@ class BertScorer:
         self.model.eval()
         n_layers = self.model.config.num_hidden_layers
         if not 1 <= layer <= n_layers:
-            raise ValueError(f"eval.bertscore_layer must be in [1, {n_layers}], got {layer}")
+            raise ConfigError(f"eval.bertscore_layer must be in [1, {n_layers}], got {layer}")
         self.layer, self.device, self.batch_size = layer, device, batch_size
 
     @torch.no_grad()
@@ -142,7 +144,10 @@ def evaluate_candidates(
     _check_lengths(candidates, references)
     for i, cands in enumerate(candidates):
         if len(cands) < max(n_quality, n_diversity):
-            raise ValueError(f"source {i} has {len(cands)} candidates, need {max(n_quality, n_diversity)}")
+            raise ConfigError(
+                f"source {i} has {len(cands)} candidates, need {max(n_quality, n_diversity)} "
+                "(eval.mbr_quality, eval.mbr_diversity)"
+            )
     picks = [c[mbr_select(c[:n_quality])] for c in candidates]
     metrics = {
         "bleu": corpus_sentence_bleu(picks, references),

@@ -24,6 +24,8 @@ import math
 
 import torch
 
+from shared_utils.errors import ConfigError
+
 SCHEDULES = ("sqrt", "linear", "info")
 SQRT_SHIFT = 1e-4
 
@@ -63,9 +65,9 @@ class NoiseSchedule:
         if kind not in SCHEDULES:
             raise ValueError(f"diffusion.schedule must be one of {SCHEDULES}, got {kind!r}")
         if steps < 1:
-            raise ValueError(f"diffusion.steps must be >= 1, got {steps}")
+            raise ConfigError(f"diffusion.steps must be >= 1, got {steps}")
         if not 0 < eps < 0.5:
-            raise ValueError(f"diffusion.eps must be in (0, 0.5), got {eps}")
+            raise ConfigError(f"diffusion.eps must be in (0, 0.5), got {eps}")
         self.kind, self.steps, self.info_lambda, self.eps = kind, steps, info_lambda, eps
         if kind != "info":
             grid = torch.arange(steps + 1, dtype=torch.float64)
