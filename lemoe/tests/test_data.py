@@ -1,9 +1,11 @@
 import json
+import logging
 
 import pytest
 from conftest import shared_data_dir
 
 from lemoe.data import DataError, EditRequest, load_edits, record_to_request
+from shared_utils.errors import RecordError
 
 
 def test_builtin_set_has_150_complete_edits():
@@ -50,18 +52,35 @@ def test_counterfact_schema_fills_subject_template():
     assert req.prompt == "Tom is a citizen of" and req.target == "France" and req.locality_answer == "Rome"
 
 
-def test_malformed_record_names_index_and_field(tmp_path):
+def test_malformed_record_names_index_and_field(tmp_path, caplog):
     path = tmp_path / "edits.jsonl"
     rows = [
         {"prompt": "a", "target": "b", "rephrase": "c", "locality_prompt": "d", "locality_answer": "e"},
         {"prompt": "a", "target": "b", "locality_prompt": "d", "locality_answer": "e"},
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    with pytest.raises(DataError, match=r"record 1: missing field 'rephrase'"):
+    with pytest.raises(DataError, match=r"edits.jsonl: record 1: missing field 'rephrase'"):
         load_edits(str(path))
-    assert len(load_edits(str(path), skip_invalid=True)) == 1
-    with pytest.raises(DataError, match="unknown data_format"):
-        record_to_request(rows[0], "wikidata", 0)
+    with caplog.at_level(logging.WARNING):
+        assert len(load_edits(str(path), skip_invalid=True)) == 1
+    assert "skipped 1 of 2 records" in caplog.text and "record 1: missing field 'rephrase'" in caplog.text
+    with pytest.raises(DataError, match="unknown data_format 'wikidata'"):
+        load_edits(str(path), "wikidata")
+
+
+def test_missing_local_file_is_reported_as_missing_not_looked_up_on_the_hub(tmp_path, monkeypatch):
+    import datasets
+
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("looked up on the Hub"))
+    with pytest.raises(RecordError, match=r"data file not found: .*nope\.jsonl"):
+        load_edits(str(tmp_path / "nope.jsonl"))
+
+
+def test_malformed_json_names_file_and_line(tmp_path):
+    path = tmp_path / "edits.jsonl"
+    path.write_text('{"prompt": "a"}\n{"prompt": \n')
+    with pytest.raises(RecordError, match=r"edits.jsonl line 2: not valid JSON"):
+        load_edits(str(path))
 
 
 def test_shared_zsre_sample_loads():

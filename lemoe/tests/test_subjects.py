@@ -66,12 +66,12 @@ def test_subject_pooling_gives_the_same_value_to_every_wording_of_the_subject(to
 
 
 def test_subject_gate_fires_only_for_prompts_naming_an_edited_subject(tokenizer):
-    editor = _editor(tokenizer, null="subject")
+    editor = _editor(tokenizer, pooling="subject", null="subject")
     prompts = ["the capital of Peru is", "a paraphrase about the Nile:", "nothing edited here", "Lima is in"]
     enc = encode_pairs(tokenizer, prompts, ["x"] * 4)
-    assert editor.routed_expert(enc["input_ids"], enc["prompt_mask"]).tolist()[::2] == [0, -1]
-    assert editor.routed_expert(enc["input_ids"], enc["prompt_mask"])[1].item() in (0, 1)
-    assert editor.routed_expert(enc["input_ids"], enc["prompt_mask"])[3].item() == -1
+    # Peru was edited in the first batch (expert 0), the Nile in the second (expert 1): a paraphrase
+    # naming the Nile reaches the Nile's expert; prompts naming no edited subject reach none
+    assert editor.routed_expert(enc["input_ids"], enc["prompt_mask"]).tolist() == [0, 1, -1, -1]
     # an unrelated prompt sees the unedited model exactly, also through the model's own forward hook
     assert plain_forward_is_unedited(editor, "nothing edited here")
 
@@ -83,7 +83,7 @@ def test_subject_options_name_the_request_without_a_subject(tokenizer):
     with pytest.raises(ValueError, match=r"request 1 of this batch \('b is'\) has none"):
         editor.edit([EditRequest("a is", "x", subject="a"), EditRequest("b is", "y")])
     cfg.router.pooling = "entity"
-    with pytest.raises(ValueError, match=r"router\.pooling must be 'prompt' or 'subject', got 'entity'"):
+    with pytest.raises(ValueError, match=r"RouterConfig\.pooling must be one of \['prompt', 'subject'\], got 'entity'"):
         LEMoEEditor(tiny_model("llama"), tokenizer, cfg)
 
 

@@ -16,14 +16,14 @@ from torch.nn import functional as F
 from lemoe.config import AdaptorConfig, RouterConfig
 from lemoe.routing import AnchorMemory, KeyedRouter, topk_gate
 from lemoe.subjects import SubjectIndex
+from shared_utils.config import check_choices
+from shared_utils.errors import ConfigError
 
-# the no-expert paths of router.null_threshold
-NULL_GATES = ("none", "calibrated", "subject")
 # decoder-layer containers of the supported layouts, tried in order
 LAYER_CONTAINERS = ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers")
 
 
-class UnsupportedArchitecture(ValueError):
+class UnsupportedArchitecture(ConfigError):
     """The FFN to wrap could not be found; the message names the config option to set."""
 
 
@@ -110,12 +110,8 @@ class MoEAdaptor(nn.Module):
 
     def __init__(self, ffn: nn.Module, d_model: int, d_embed: int, adaptor: AdaptorConfig, router: RouterConfig):
         super().__init__()
-        if router.mode not in ("kv_anchor", "token"):
-            raise ValueError(f"router.mode must be 'kv_anchor' or 'token', got {router.mode!r}")
-        if router.pooling not in ("prompt", "subject"):
-            raise ValueError(f"router.pooling must be 'prompt' or 'subject', got {router.pooling!r}")
-        if router.null_threshold not in NULL_GATES:
-            raise ValueError(f"router.null_threshold must be one of {list(NULL_GATES)}, got {router.null_threshold!r}")
+        check_choices(adaptor)  # again here: a field may have been reassigned after the config was built
+        check_choices(router)
         self.ffn = ffn
         self.d_model = d_model
         self.adaptor_cfg = adaptor

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import get_args
 
 from lemoe import __version__
+from shared_utils.cli import run_cli
 
 DESCRIPTION = "LEMoE: lifelong model editing with a mixture-of-experts adaptor (Wang & Li, EMNLP 2024)"
 
 
-def default_config_path() -> str:
-    """configs/default.yaml of the source tree when run from a checkout, else none (dataclass defaults)."""
-    path = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
-    return str(path) if path.exists() else ""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from lemoe.config import ExperimentConfig
+    from lemoe.config import DataFormat, ExperimentConfig, NullGate
     from shared_utils.config import add_config_arguments
 
     parser = argparse.ArgumentParser(prog="lemoe", description=DESCRIPTION)
@@ -30,12 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a lifelong editing experiment (LEMoE + baselines), write results",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_config_arguments(edit, ExperimentConfig, default_config_path() or None)
+    # the shipped configs/default.yaml, found inside the package (checkout or installed alike)
+    add_config_arguments(edit, ExperimentConfig, "default", package="lemoe")
     ev = sub.add_parser("eval", help="score a saved LEMoE adaptor on edit requests (Rel/Gen/Loc)")
     ev.add_argument("adaptor", help="folder written by save_pretrained / edit --save-adaptor")
     ev.add_argument("--model", default="smollm2-135m-instruct", help="the base model the adaptor was trained on")
     ev.add_argument("--data", default="builtin", help="'builtin', a ZsRE/CounterFact/JSONL file or a hub id")
-    ev.add_argument("--data-format", default="auto")
+    ev.add_argument("--data-format", default="auto", choices=get_args(DataFormat))
     ev.add_argument("--limit", type=int, default=100, help="number of requests scored")
     bench = sub.add_parser("bench", help="editing throughput, inference latency ratio, memory per expert")
     bench.add_argument("--model", default="smollm2-135m-instruct")
@@ -47,13 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--gate",
         default="subject",
-        choices=["none", "calibrated", "subject"],
+        choices=get_args(NullGate),
         help="no-expert path of the timed LEMoE model (router.null_threshold; the default run's is 'subject')",
     )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command is None:
@@ -62,12 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "edit":
         from lemoe.config import ExperimentConfig
         from lemoe.experiment import run_experiment
-        from shared_utils.config import ConfigError, load_config
+        from shared_utils.config import load_config
 
-        try:
-            cfg = load_config(ExperimentConfig, args.config or None, rest)
-        except ConfigError as err:
-            parser.error(str(err))
+        cfg = load_config(ExperimentConfig, args.config, rest, package="lemoe")  # checks every option first
         run_experiment(cfg)
         print((Path(cfg.output_dir) / "table.md").read_text())
         return 0
@@ -83,6 +78,11 @@ def main(argv: list[str] | None = None) -> int:
 
     run_bench(args.model, args.edits, args.steps, args.experts, args.layer, args.repeats, args.gate)
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``lemoe`` console script: a user error is one line on stderr and exit code 2."""
+    return run_cli(_main, "lemoe", argv)
 
 
 if __name__ == "__main__":

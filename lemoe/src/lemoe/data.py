@@ -4,19 +4,23 @@ Formats: ZsRE in the MEND schema (``src, alt, rephrase, loc, loc_ans``), Counter
 EasyEdit's schema (``prompt, target_new, rephrase_prompt, locality_prompt,
 locality_ground_truth``), a generic JSONL (``prompt, target, rephrase, locality_prompt,
 locality_answer``), the package's built-in counterfactual set, and hub ids via ``datasets``.
-A malformed record raises :class:`DataError` naming its index and the missing field.
+A malformed record raises :class:`DataError` naming the source, its index and the missing
+field; with ``skip_invalid`` it is left out and one warning names every skipped record and
+their count (``shared_utils.records.parse_records``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from shared_utils.errors import RecordError
+from shared_utils.records import parse_records, read_records, require_local
 
-class DataError(ValueError):
+
+class DataError(RecordError):
     """A record that cannot be turned into an edit request (the message names index and field)."""
 
 
@@ -68,18 +72,18 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def record_to_request(record: dict[str, Any], fmt: str, index: int) -> EditRequest:
-    """Map one raw record of format ``fmt`` to an :class:`EditRequest` (errors name ``index``)."""
-    if fmt not in FIELDS:
-        raise DataError(f"unknown data_format {fmt!r}; expected one of {sorted(FIELDS)}")
+def record_to_request(record: dict[str, Any], fmt: str, index: int, source: str = "") -> EditRequest:
+    """Map one raw record of format ``fmt`` (a key of ``FIELDS``) to an :class:`EditRequest`;
+    errors name ``source`` and ``index``."""
+    where = f"{source}: " if source else ""
     if not isinstance(record, dict):
-        raise DataError(f"record {index}: expected a JSON object, got {type(record).__name__}")
+        raise DataError(f"{where}record {index}: expected a JSON object, got {type(record).__name__}")
     mapping = FIELDS[fmt]
     values = {}
     for name, key in mapping.items():
         if key not in record or record[key] is None or _text(record[key]).strip() == "":
             if name in REQUIRED:
-                raise DataError(f"record {index}: missing field {key!r} ({fmt} format)")
+                raise DataError(f"{where}record {index}: missing field {key!r} ({fmt} format)")
             values[name] = ""
             continue
         values[name] = _text(record[key])
@@ -99,23 +103,6 @@ def detect_format(record: dict[str, Any]) -> str:
     return "jsonl"
 
 
-def _read_records(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".jsonl":
-        records = []
-        for line_no, line in enumerate(text.splitlines()):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{path}: line {line_no + 1} is not valid JSON ({err.msg})") from err
-        return records
-    data = json.loads(text)
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON array of records")
-    return data
-
-
 def builtin_path() -> Path:
     """The package's own counterfactual edit set (150 well-known facts, see README)."""
     return Path(str(resources.files("lemoe") / "data" / "builtin_edits.jsonl"))
@@ -126,14 +113,16 @@ def load_edits(
 ) -> list[EditRequest]:
     """Load edit requests from ``source``: 'builtin', a local .json/.jsonl file, or a hub dataset id.
 
-    ``skip_invalid`` drops malformed records (e.g. the two ZsRE eval records with an empty
-    ``alt``) instead of raising; ``limit`` counts valid requests.
+    A local path that does not exist is an error (never looked up on the Hub). ``skip_invalid``
+    leaves out malformed records (e.g. the two ZsRE eval records with an empty ``alt``) with a
+    warning naming each, instead of raising; ``limit`` counts valid requests.
     """
     if source == "builtin":
         path, fmt = builtin_path(), "jsonl"
-        records = _read_records(path)
-    elif Path(source).exists():
-        records = _read_records(Path(source))
+    else:
+        path = require_local(source)
+    if path is not None:
+        records = read_records(path)
     else:
         import datasets
 
@@ -142,13 +131,7 @@ def load_edits(
         raise DataError(f"{source}: no records")
     if fmt in ("auto", "builtin"):
         fmt = detect_format(records[0]) if fmt == "auto" else "jsonl"
-    requests = []
-    for i, record in enumerate(records):
-        if limit is not None and len(requests) >= limit:
-            break
-        try:
-            requests.append(record_to_request(record, fmt, i))
-        except DataError:
-            if not skip_invalid:
-                raise
-    return requests
+    if fmt not in FIELDS:
+        raise DataError(f"unknown data_format {fmt!r}; expected one of {sorted(FIELDS)}")
+    requests = parse_records(records, lambda record, i: record_to_request(record, fmt, i, source), source, skip_invalid)
+    return requests[:limit] if limit is not None else requests

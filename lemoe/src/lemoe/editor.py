@@ -29,6 +29,7 @@ from lemoe.data import EditRequest
 from lemoe.routing import pooled_embedding, topk_gate
 from lemoe.subjects import subject_token_variants
 from lemoe.training import SequentialEditor, fresh_forward_inputs
+from shared_utils.atomic import atomic_folder
 from shared_utils.tracking import get_logger
 
 log = get_logger("lemoe")
@@ -257,22 +258,21 @@ class LEMoEEditor(SequentialEditor):
         }
 
     def save_pretrained(self, path: str | Path) -> Path:
-        """Write the adaptor alone: ``adaptor.safetensors`` + ``adaptor_config.json`` (atomically)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        tmp = path / (ADAPTOR_WEIGHTS + ".tmp")
-        save_file(self.adaptor_state(), str(tmp))
-        tmp.replace(path / ADAPTOR_WEIGHTS)
+        """Write the adaptor alone: ``adaptor.safetensors`` + ``adaptor_config.json``.
+
+        The folder is written beside ``path`` and renamed into place (``atomic_folder``), so a
+        crash while saving leaves the previous adaptor at ``path`` loadable.
+        """
         meta = {
             "config": asdict(self.config),
             "num_experts": self.adaptor.num_experts,
             "ffn_path": self.ffn_path,
             "expert_sizes": [len(r) for r in self.expert_requests],
         }
-        tmp = path / (ADAPTOR_CONFIG + ".tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        tmp.replace(path / ADAPTOR_CONFIG)
-        return path
+        with atomic_folder(path) as tmp:
+            save_file(self.adaptor_state(), str(tmp / ADAPTOR_WEIGHTS))
+            (tmp / ADAPTOR_CONFIG).write_text(json.dumps(meta, indent=2))
+        return Path(path)
 
     @classmethod
     def from_pretrained(cls, model: nn.Module, path: str | Path, tokenizer=None) -> LEMoEEditor:

@@ -15,19 +15,20 @@ from dataclasses import replace
 from pathlib import Path
 
 from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor
-from lemoe.config import ExperimentConfig
+from lemoe.config import METHODS, ExperimentConfig
 from lemoe.data import EditRequest, load_edits
 from lemoe.editor import LEMoEEditor
 from lemoe.metrics import EvalSets, build_eval_sets, evaluate, exact_from_teacher_forcing, mean, token_accuracy
 from lemoe.planning import embed_requests, plan_batches
+from shared_utils.atomic import atomic_write_text, save_figure
 from shared_utils.config import config_to_dict, dump_config
+from shared_utils.errors import ConfigError
 from shared_utils.results import load_results, render_markdown_table, replace_marked_section, write_results
 from shared_utils.seeding import seed_everything
 from shared_utils.tracking import get_logger
 
 log = get_logger("lemoe")
 
-METHODS = ("lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace")
 GATE_TEXT = {
     "none": "top-1 always fires",
     "calibrated": "similarity-threshold gate",
@@ -165,48 +166,78 @@ class _null_view:
 
 
 def run_experiment(cfg: ExperimentConfig) -> list[dict]:
-    """Run every method of ``cfg.methods`` on ``cfg.num_runs`` slices of T edits; write results."""
+    """Run every method of ``cfg.methods`` on ``cfg.num_runs`` slices of T edits; write results.
+
+    Each method's row files are written (with the table and figure so far) as soon as that
+    method has finished all its runs, so a run stopped later keeps every finished row.
+    """
     started = time.perf_counter()
     seed_everything(cfg.lemoe.seed)
-    out_dir = Path(cfg.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    unknown = [m for m in cfg.methods if m not in METHODS]
-    if unknown:
-        raise ValueError(f"unknown methods {unknown}; expected some of {list(METHODS)}")
+    if cfg.readme:  # checked now, not after an hour of training
+        check_readme(cfg.readme, cfg.readme_section)
     data = load_edits(cfg.data, cfg.data_format, limit=cfg.num_edits * cfg.num_runs, skip_invalid=True)
     if len(data) < cfg.num_edits * cfg.num_runs:
-        raise ValueError(
+        raise ConfigError(
             f"num_edits={cfg.num_edits} x num_runs={cfg.num_runs} needs {cfg.num_edits * cfg.num_runs} "
-            f"edits but {cfg.data} has {len(data)}"
+            f"edits but {cfg.data} has {len(data)} valid ones"
         )
     check_subjects(data, cfg)
     base_model, tokenizer = load_model(cfg.model, cfg.device)
     base_model.eval()
     for p in base_model.parameters():
         p.requires_grad_(False)
-    rows: dict[str, list[dict]] = {}
-    for run in range(cfg.num_runs):
-        requests = data[run * cfg.num_edits : (run + 1) * cfg.num_edits]
-        index = {id(r): i for i, r in enumerate(requests)}
-        log.info("run %d/%d: %d edits, batches of %d", run + 1, cfg.num_runs, len(requests), cfg.batch_size)
-        sets = build_eval_sets(
-            base_model, tokenizer, requests, cfg.lemoe.adaptor.layer, cfg.eval_batch_size, cfg.lemoe.train.cache_prefix
-        )
-        plans = {}
-        if cfg.plan.order == "cluster":
-            emb = embed_requests(requests, cfg.plan.embedder, base_model, tokenizer)
-            plans["cluster"] = plan_batches(
-                requests, cfg.batch_size, "cluster", cfg.lemoe.seed + run, emb, cfg.plan.kmeans_iters
-            )
-        else:
-            plans["cluster"] = plan_batches(requests, cfg.batch_size, cfg.plan.order, cfg.lemoe.seed + run)
-        plans["random"] = plan_batches(requests, cfg.batch_size, "random", cfg.lemoe.seed + run)
-        for method in cfg.methods:
-            order = "random" if method == "lemoe_random" else ("cluster" if method.startswith("lemoe") else "random")
+    runs = [prepare_run(run, data, base_model, tokenizer, cfg) for run in range(cfg.num_runs)]
+    out_dir = Path(cfg.output_dir)
+    written: list[str] = []
+    for method in cfg.methods:
+        order = "random" if method == "lemoe_random" else ("cluster" if method.startswith("lemoe") else "random")
+        rows: dict[str, list[dict]] = {}
+        for index, sets, plans in runs:
             for name, result in run_method(method, base_model, tokenizer, plans[order], index, sets, cfg).items():
                 result["order"] = order if method.startswith("lemoe") else "random"
                 rows.setdefault(name, []).append(result)
-    return write_outputs(rows, cfg, time.perf_counter() - started)
+        for name, results in rows.items():
+            write_row(name, results, cfg, time.perf_counter() - started)
+            written.append(name)
+        write_summary(out_dir, written, cfg)
+    stale = sorted(r["method"] for r in _rows(out_dir) if r["method"] not in written)
+    if stale:
+        log.warning("%s: row files of an earlier run left out of the table and figure: %s", out_dir, stale)
+    if cfg.readme:
+        replace_marked_section(cfg.readme, cfg.readme_section, (out_dir / "table.md").read_text())
+    log.info("wrote %s", ", ".join(str(out_dir / f"{n}.json") for n in written))
+    return [config_to_dict(cfg)]
+
+
+def prepare_run(run: int, data: list[EditRequest], base_model, tokenizer, cfg: ExperimentConfig):
+    """(index of each request, eval sets, {order: batches}) of run ``run``'s slice of the data."""
+    requests = data[run * cfg.num_edits : (run + 1) * cfg.num_edits]
+    index = {id(r): i for i, r in enumerate(requests)}
+    log.info("run %d/%d: %d edits, batches of %d", run + 1, cfg.num_runs, len(requests), cfg.batch_size)
+    sets = build_eval_sets(
+        base_model, tokenizer, requests, cfg.lemoe.adaptor.layer, cfg.eval_batch_size, cfg.lemoe.train.cache_prefix
+    )
+    plans = {}
+    if cfg.plan.order == "cluster":
+        emb = embed_requests(requests, cfg.plan.embedder, base_model, tokenizer)
+        plans["cluster"] = plan_batches(
+            requests, cfg.batch_size, "cluster", cfg.lemoe.seed + run, emb, cfg.plan.kmeans_iters
+        )
+    else:
+        plans["cluster"] = plan_batches(requests, cfg.batch_size, cfg.plan.order, cfg.lemoe.seed + run)
+    plans["random"] = plan_batches(requests, cfg.batch_size, "random", cfg.lemoe.seed + run)
+    return index, sets, plans
+
+
+def check_readme(path: str, section: str) -> None:
+    """Fail before any training when ``readme`` cannot take the table (missing file or markers)."""
+    readme = Path(path)
+    if not readme.is_file():
+        raise ConfigError(f"option 'readme': {path} does not exist (relative paths start at the working directory)")
+    text = readme.read_text()
+    for marker in (f"<!-- {section}:start -->", f"<!-- {section}:end -->"):
+        if marker not in text:
+            raise ConfigError(f"option 'readme': {path} has no {marker!r} marker (option 'readme_section')")
 
 
 def check_subjects(data: list[EditRequest], cfg: ExperimentConfig) -> None:
@@ -217,11 +248,10 @@ def check_subjects(data: list[EditRequest], cfg: ExperimentConfig) -> None:
         needs += [m for m in cfg.methods if m in ("lemoe", "lemoe_random")]
     missing = next((i for i, r in enumerate(data) if not r.subject), None)
     if needs and missing is not None:
-        raise ValueError(
+        raise ConfigError(
             f"methods {needs} need the subject of every edit (router.pooling / router.null_threshold = "
             f"'subject'), but edit {missing} (0-based, among the valid records) of {cfg.data} has none: add a "
-            "'subject' field or change "
-            "methods / lemoe.router"
+            "'subject' field or change methods / lemoe.router"
         )
 
 
@@ -232,42 +262,36 @@ def _average(results: list[dict]) -> dict:
     return {"final": final, "curve": curve, "train_s": mean([r["train_s"] for r in results])}
 
 
-def write_outputs(rows: dict[str, list[dict]], cfg: ExperimentConfig, wall_s: float) -> list[dict]:
-    """One JSON per row, ``table.md``, ``metrics_vs_edits.png``, ``config.yaml``; README table if set."""
-    out_dir = Path(cfg.output_dir)
-    written = []
-    for name, results in rows.items():
-        avg = _average(results)
-        metrics = {
-            **avg["final"],
+def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: float) -> None:
+    """``<output_dir>/<name>.json``: the row's metrics (averaged over runs) and curve; ``timing``
+    holds the wall-clock numbers, which vary between runs (``metrics`` do not, under the seed);
+    ``wall_time_s`` is the time from the start of the experiment until this row was written."""
+    avg = _average(results)
+    gate = results[0]["gate"]
+    label = LABELS[name] + (f"; {GATE_TEXT[gate]}" if name in ("lemoe", "lemoe_subject", "lemoe_random") else "")
+    extra = {
+        "method": name,
+        "label": label,
+        "gate": gate,
+        "order": results[0]["order"],
+        "num_edits": cfg.num_edits,
+        "batch_size": cfg.batch_size,
+        "num_runs": cfg.num_runs,
+        "curve": avg["curve"],
+        "steps_per_batch": [h["steps"] for h in results[0]["history"]],
+        "timing": {
             "train_s": avg["train_s"],
             "edits_per_s": cfg.num_edits / avg["train_s"] if avg["train_s"] else float("nan"),
-        }
-        gate = results[0]["gate"]
-        label = LABELS[name] + (f"; {GATE_TEXT[gate]}" if name in ("lemoe", "lemoe_subject", "lemoe_random") else "")
-        extra = {
-            "method": name,
-            "label": label,
-            "gate": gate,
-            "order": results[0]["order"],
-            "num_edits": cfg.num_edits,
-            "batch_size": cfg.batch_size,
-            "num_runs": cfg.num_runs,
-            "curve": avg["curve"],
-            "steps_per_batch": [h["steps"] for h in results[0]["history"]],
-        }
-        write_results(out_dir / f"{name}.json", metrics, config=cfg, wall_time_s=wall_s, extra=extra)
-        written.append(name)
+        },
+    }
+    write_results(Path(cfg.output_dir) / f"{name}.json", avg["final"], config=cfg, wall_time_s=wall_s, extra=extra)
+
+
+def write_summary(out_dir: Path, methods: list[str], cfg: ExperimentConfig) -> None:
+    """``table.md``, ``metrics_vs_edits.png`` and ``config.yaml`` for the rows ``methods`` written so far."""
     dump_config(cfg, out_dir / "config.yaml")
-    stale = sorted(r["method"] for r in _rows(out_dir) if r["method"] not in written)
-    if stale:
-        log.warning("%s: row files of an earlier run left out of the table and figure: %s", out_dir, stale)
-    table = render_table(out_dir, written)
-    plot_curves(out_dir, written)
-    if cfg.readme:
-        replace_marked_section(cfg.readme, cfg.readme_section, table)
-    log.info("wrote %s", ", ".join(str(out_dir / f"{n}.json") for n in written))
-    return [config_to_dict(cfg)]
+    render_table(out_dir, methods)
+    plot_curves(out_dir, methods)
 
 
 ROW_ORDER = list(LABELS)
@@ -292,7 +316,7 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
         "metrics.avg": "Avg",
         "metrics.rel_em": "Rel EM",
         "metrics.gen_em": "Gen EM",
-        "metrics.edits_per_s": "edits/s",
+        "timing.edits_per_s": "edits/s",
     }
     table = render_markdown_table(
         results,
@@ -309,8 +333,6 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
             f"device {results[0].get('device', '?')}.\n"
         )
         table += note
-    from shared_utils.results import atomic_write_text
-
     atomic_write_text(out_dir / "table.md", table)
     return table
 
@@ -342,12 +364,7 @@ def plot_curves(out_dir: Path, methods: list[str] | None = None) -> Path:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.tight_layout()
-    path = out_dir / "metrics_vs_edits.png"
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, out_dir / "metrics_vs_edits.png", dpi=110)
 
 
 def evaluate_saved(
