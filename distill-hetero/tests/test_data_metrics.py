@@ -1,7 +1,7 @@
 import json
 
 import pytest
-from tiny import make_examples, shared_data_dir
+from tiny import make_examples
 
 from distill_hetero import data
 from distill_hetero.builtin import builtin_split
@@ -114,11 +114,10 @@ def test_builtin_split_is_disjoint_and_deterministic():
         ("dolly_dev", 1000, False),
     ],
 )
-def test_shared_minillm_sets_load(name, count, multi, monkeypatch):
-    root = shared_data_dir()
-    if not (root / "instruction" / f"{name}.jsonl").is_file():
-        pytest.skip(f"shared data not found at {root} (set DISTILL_HETERO_DATA)")
-    monkeypatch.setenv("DISTILL_HETERO_DATA", str(root))
+def test_shared_minillm_sets_load(name, count, multi):
+    root = data.shared_data_root()
+    if root is None or not (root / "instruction" / f"{name}.jsonl").is_file():
+        pytest.skip(f"shared data not found (at {root}; set DISTILL_HETERO_DATA)")
     records = load_records(name, require_output=True)
     assert len(records) == count
     assert all(r.prompt.endswith("### Response:\n") for r in records)

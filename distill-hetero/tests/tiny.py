@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -75,8 +74,3 @@ def make_examples(tokenizer, n: int = 8):
         tokenize_example(tokenizer, i, format_prompt(f"Question {i}: what is it?"), answers[i % 4], 64, 12)
         for i in range(n)
     ]
-
-
-def shared_data_dir() -> Path:
-    env = os.environ.get("DISTILL_HETERO_DATA")
-    return Path(env) if env else Path(__file__).resolve().parents[2].parent / "shared" / "data"
