@@ -110,6 +110,14 @@ def test_a_split_the_builtin_data_lacks_is_one_line(tmp_path, capsys, tiny_overr
     _one_line_error(capsys, "'trian'", "data.train_split", "['test', 'train', 'valid']")
 
 
+def test_a_hub_id_that_cannot_be_loaded_is_one_line(tmp_path, capsys, monkeypatch, tiny_overrides):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = _args({**tiny_overrides, "data.dataset": "nosuch-owner/nosuch-set", "output_dir": tmp_path / "run"})
+    assert main(["train", *args]) == 2
+    _one_line_error(capsys, "data.dataset 'nosuch-owner/nosuch-set'", "hub id")
+
+
 def test_unknown_tokenizer_lists_the_embedded_aliases(tmp_path, capsys, tiny_overrides):
     args = _args({**tiny_overrides, "data.tokenizer": "no-such-model-xyz", "output_dir": tmp_path / "run"})
     assert main(["train", *args]) == 2

@@ -65,7 +65,13 @@ def load_pairs(dataset: str, split: str, limit: int = 0) -> list[dict[str, str]]
         if not matches:
             raise DataError(f"data.dataset {local}: no {split}.jsonl (or {split}*.jsonl) for split {split!r}")
         return read_pairs(matches[0], limit)
-    hub = datasets.load_dataset(dataset, split=split, streaming=True)
+    try:
+        hub = datasets.load_dataset(dataset, split=split, streaming=True)
+    except (OSError, ValueError) as err:  # not found, offline, no such split
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DataError(
+            f"data.dataset {dataset!r}: no such local path, and not loadable as a hub id ({first_line})"
+        ) from None
     records = []
     for i, record in enumerate(hub):
         records.append(_check_record(record, f"{dataset}[{split}] record {i}"))
