@@ -1,4 +1,7 @@
-"""Worker for test_distributed.py: one process of a 2-process (gloo) LoRA training run."""
+"""Worker for test_distributed.py and test_gpu.py: one process of a 2-process LoRA training run.
+
+python ddp_worker.py OUT_DIR [cpu|cuda]   (cpu: gloo; cuda: one GPU per process, nccl, bf16)
+"""
 
 import json
 import sys
@@ -13,12 +16,14 @@ from semantic_peft.training import train
 from shared_utils.device import AcceleratorConfig, build_accelerator
 
 
-def main(out_dir: Path) -> None:
+def main(out_dir: Path, device: str = "cpu") -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import _word_tokenizer, tiny_llama
 
     torch.set_num_threads(1)
-    accelerator = build_accelerator(AcceleratorConfig(tracker=None, cpu=True), log=False)
+    cpu = device == "cpu"
+    settings = AcceleratorConfig(tracker=None, cpu=cpu, mixed_precision="no" if cpu else "bf16")
+    accelerator = build_accelerator(settings, log=False)
     tokenizer = _word_tokenizer()
     model = wrap_model(tiny_llama(len(tokenizer)), PeftSettings(method="lora"))
     history = train(
@@ -34,6 +39,7 @@ def main(out_dir: Path) -> None:
         json.dumps(
             {
                 "world_size": accelerator.num_processes,
+                "device": accelerator.device.type,
                 "steps": history.steps,
                 "losses": history.losses,
                 "checksum": checksum,
@@ -44,4 +50,4 @@ def main(out_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), *sys.argv[2:])

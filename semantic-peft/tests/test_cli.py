@@ -236,3 +236,45 @@ def test_reproduction_rows_errors_and_overrides(tmp_path):
     config = load_config(ExperimentConfig, DEFAULT_CONFIG, [*options, "--train.lr", "1.0e-4"], package=PACKAGE)
     assert (config.peft.method, config.peft.target_modules, config.train.lr) == ("full", ["q_proj"], 1e-4)
     assert config.save_model is False
+
+
+def test_each_row_is_written_when_it_finishes(tmp_path, tokenizer, make_llama, monkeypatch):
+    from semantic_peft import reproduce as reproduction
+
+    base = tmp_path / "base.yaml"
+    base.write_text(
+        f"output_dir: {tmp_path / 'runs'}\nsave_model: false\ndata: {{builtin_per_relation: 1}}\n"
+        "train: {epochs: 1, batch_size: 8}\nanalysis: {figures: false}\naccelerator: {tracker: none}\n"
+    )
+    rows = tmp_path / "rows.yaml"
+    rows.write_text("base: base.yaml\nrows:\n  - name: a\n  - name: b\n    overrides: {train: {lr: 0.01}}\n")
+    monkeypatch.setattr(reproduction, "load_model", lambda name: (make_llama(), tokenizer))
+    real_run, runs = reproduction.run_experiment, []
+
+    def crash_in_second_row(config, *args, **kwargs):
+        runs.append(config.name)
+        if len(runs) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while row b trains
+        return real_run(config, *args, **kwargs)
+
+    monkeypatch.setattr(reproduction, "run_experiment", crash_in_second_row)
+    out = tmp_path / "results"
+    with pytest.raises(KeyboardInterrupt):
+        reproduction.reproduce(rows, out)
+    assert runs == ["a", "b"]
+    assert sorted(p.name for p in out.glob("*.json")) == ["00_base.json", "01_a.json"]
+    row_a = json.loads((out / "01_a.json").read_text())
+    assert row_a["row"] == "a" and row_a["metrics"]["optimizer_steps"] == 1 and row_a["train_time_s"] > 0
+
+
+def test_tiny_config_is_the_default_cut_down():
+    tiny = load_config(ExperimentConfig, "tiny", package=PACKAGE)
+    changed = {key: new for key, _, new in diff_configs(ExperimentConfig(), tiny)}
+    assert changed == {
+        "name": "tiny",
+        "data.builtin_per_relation": 1,
+        "train.epochs": 2,
+        "train.batch_size": 8,
+        "analysis.figures": False,
+        "accelerator.tracker": "none",
+    }

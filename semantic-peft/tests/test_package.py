@@ -14,3 +14,11 @@ def test_cli_reports_version():
         [sys.executable, "-m", "semantic_peft", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"semantic-peft {semantic_peft.__version__}"
+
+
+def test_configs_are_shipped_inside_the_package():
+    from shared_utils.config import packaged_configs
+
+    shipped = packaged_configs("semantic_peft")
+    for name in ("default", "tiny", "reproduce", "paper/reproduce", "paper/llama2_7b_lora", "accelerate/multi_gpu"):
+        assert name in shipped

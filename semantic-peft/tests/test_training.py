@@ -8,6 +8,7 @@ from semantic_peft.config import ExperimentConfig, PeftSettings, ReweightConfig,
 from semantic_peft.data import encode_pairs
 from semantic_peft.evaluation import evaluate, greedy_decode, teacher_forced
 from semantic_peft.experiment import run_experiment
+from semantic_peft.semantic import drift_summary
 from semantic_peft.training import train
 from shared_utils.device import AcceleratorConfig, build_accelerator
 
@@ -71,7 +72,29 @@ def test_run_experiment_with_filter_and_reweight(tokenizer, make_llama, facts, t
     assert m["trained_facts"] == 6  # 8 facts, the 2 above the 0.75 quantile dropped
     assert result["details"]["filter"]["dropped"] == 2
     assert m["optimizer_steps"] == 3 * 2
-    assert 0.0 <= m["pushed_away_fraction"] <= 1.0 and "feature_cos_mean" in m and "alone_em" in m
+    per_fact = result["details"]["per_fact"]
+    base, final = torch.tensor(per_fact["distance_base"]), torch.tensor(per_fact["distance_final"])
+    kept = torch.argsort(base)[:6]  # the filter dropped the two farthest facts
+    assert m["pushed_away_fraction"] == pytest.approx(float((final[kept] > base[kept]).float().mean()))
+    assert "feature_cos_mean" in m and "alone_em" in m
     assert (tmp_path / "t" / "adapter" / "adapter_config.json").is_file()
     assert (tmp_path / "t" / "figure.png").stat().st_size > 10_000
     json.dumps(result["details"])  # JSON-able
+
+
+def test_drift_summary_counts_the_facts_pushed_away():
+    trajectory = torch.tensor([[0.5, 0.5, 0.5, 0.5], [0.7, 0.2, 0.6, 0.1], [0.6, 0.4, 0.5, 0.9]])
+    summary = drift_summary(trajectory)  # only the last row against the first counts; 0.5 -> 0.5 is not away
+    assert summary["pushed_away_fraction"] == 0.5
+    assert summary["drift_mean"] == pytest.approx(0.1)
+    assert (summary["distance_base_mean"], summary["distance_final_mean"]) == (0.5, pytest.approx(0.6))
+
+
+def test_untrained_adapter_moves_no_fact(tokenizer, make_llama, facts, tmp_path):
+    """lr 0: the LoRA update stays exactly zero, so every final distance equals the base one."""
+    config = ExperimentConfig(name="still", output_dir=str(tmp_path), save_model=False)
+    config.train.epochs, config.train.lr, config.train.batch_size = 1, 0.0, 4
+    config.analysis.figures, config.accelerator.tracker = False, None
+    m = run_experiment(config, make_llama(), tokenizer, facts)["metrics"]
+    assert m["pushed_away_fraction"] == 0.0 and m["drift_mean"] == 0.0
+    assert m["distance_final_mean"] == m["distance_base_mean"] > 0
