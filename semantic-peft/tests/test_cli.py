@@ -276,5 +276,5 @@ def test_tiny_config_is_the_default_cut_down():
         "train.epochs": 2,
         "train.batch_size": 8,
         "analysis.figures": False,
-        "accelerator.tracker": "none",
+        "accelerator.tracker": None,
     }
