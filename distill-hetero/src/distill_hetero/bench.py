@@ -36,8 +36,9 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(config_path: str, mode: str, steps: int) -> dict:
-    """One mode in this process: 1 warm-up step + ``steps`` timed steps with the live teacher."""
+def measure(config_path: str, mode: str, steps: int, output_dir: str) -> dict:
+    """One mode in this process: 1 warm-up step + ``steps`` timed steps with the live teacher (the run's
+    files go to the scratch folder ``output_dir``)."""
     from distill_hetero.experiment import tokenize_records, training_records
     from distill_hetero.models import load_teacher
     from distill_hetero.trainer import train
@@ -58,7 +59,7 @@ def measure(config_path: str, mode: str, steps: int) -> dict:
             "--train.resume",
             "false",
             "--output_dir",
-            tempfile.mkdtemp(prefix=f"dh_bench_{mode}_"),
+            output_dir,
         ],
     )
     apply_threads(cfg.num_threads)
@@ -92,7 +93,7 @@ def run_bench(cfg: RunConfig, steps: int = 4, output: str | None = None, readme:
         rows = []
         for mode in MODES:
             out = subprocess.run(
-                [sys.executable, "-m", "distill_hetero.bench", str(path), mode, str(steps)],
+                [sys.executable, "-m", "distill_hetero.bench", str(path), mode, str(steps), str(Path(tmp) / mode)],
                 capture_output=True,
                 text=True,
                 check=False,
@@ -132,4 +133,4 @@ def run_bench(cfg: RunConfig, steps: int = 4, output: str | None = None, readme:
 
 
 if __name__ == "__main__":
-    print(json.dumps(measure(sys.argv[1], sys.argv[2], int(sys.argv[3]))))
+    print(json.dumps(measure(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])))

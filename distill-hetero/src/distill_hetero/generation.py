@@ -106,6 +106,5 @@ def teacher_answers(
         max_prompt_tokens=max_prompt_tokens,
         desc="teacher answers",
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, "".join(json.dumps({"prompt": p, "output": a}) + "\n" for p, a in zip(prompts, answers)))
     return answers
