@@ -27,7 +27,7 @@ TINY = {
     "lemoe": "lemoe edit --config tiny --output_dir {out}",
     "distill-hetero": "distill-hetero reproduce --config tiny --results {out}",
     "semantic-peft": "semantic-peft reproduce --rows tiny --results {out}",
-    "infodiffusion": "infodiffusion reproduce --config tiny --results {out} --runs {out}/runs",
+    "infodiffusion": "infodiffusion reproduce --config tiny --output_dir {out}",
 }
 # numbers that measure the machine, not the method: not compared
 TIMING = re.compile(r"(time|_s$|per_s|latency|throughput|speed|memory|rss|seconds)", re.IGNORECASE)

@@ -1,6 +1,4 @@
-import logging
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,15 +29,6 @@ TINY = {
     "eval.mbr_quality": "2",
     "eval.mbr_diversity": "2",
 }
-
-
-@pytest.fixture(autouse=True)
-def _loggers_write_to_the_current_stderr():
-    """shared_utils loggers keep the stderr they were created with; pytest closes a test's stderr after it."""
-    for logger in list(logging.Logger.manager.loggerDict.values()):
-        for handler in getattr(logger, "handlers", []):
-            if type(handler) is logging.StreamHandler:
-                handler.stream = sys.stderr  # not setStream: it flushes the closed one
 
 
 @pytest.fixture

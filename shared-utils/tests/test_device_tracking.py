@@ -107,3 +107,19 @@ def test_save_state_atomically_keeps_the_old_checkpoint_on_a_crash(tmp_path, mon
     save_state_atomically(acc, folder)  # the leftover .tmp of the crash is cleared
     assert sorted(p.name for p in tmp_path.iterdir()) == ["step_1"]
     assert not (folder / "extra.txt").exists()
+
+
+def test_logger_writes_to_the_stderr_of_the_moment(monkeypatch):
+    import io
+    import sys
+
+    from shared_utils.tracking import get_logger
+
+    logger = get_logger("shared_utils.test_stderr_swap")
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    logger.info("one")
+    first.close()  # what pytest does to a finished test's capture
+    monkeypatch.setattr(sys, "stderr", second)
+    logger.info("two")
+    assert "two" in second.getvalue()
