@@ -99,3 +99,13 @@ def kind(request):
 def shared_data_dir() -> Path:
     override = os.environ.get("LEMOE_SHARED_DATA")
     return Path(override) if override else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def nothing_written_to_the_working_directory():
+    """Tests write under tmp_path only: no results/ or runs/ may appear where pytest was started."""
+    cwd = Path.cwd()
+    before = {p.name for p in cwd.iterdir()}
+    yield
+    new = sorted({p.name for p in cwd.iterdir()} - before)
+    assert not new, f"tests left {new} in {cwd}"

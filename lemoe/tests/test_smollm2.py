@@ -1,5 +1,7 @@
 """Integration tests on the embedded SmolLM2-135M-Instruct (marked slow; they run in CI)."""
 
+import json
+
 import pytest
 import torch
 from conftest import shared_data_dir
@@ -52,3 +54,22 @@ def test_twenty_sequential_zsre_edits(smollm2):
     generated, targets = greedy(editor, [r.prompt for r in requests[:4]], [r.target for r in requests[:4]])
     matches = sum(torch.equal(g[: t.numel()], t) for g, t in zip(generated, targets, strict=True))
     assert matches >= 3
+
+
+def test_tiny_install_check_is_deterministic_and_writes_only_its_output_dir(tmp_path, monkeypatch, smollm2):
+    """`lemoe edit --config tiny --output_dir DIR` (the install check), twice from an empty folder."""
+    from lemoe.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    rows = []
+    for out in ("a", "b"):
+        assert main(["edit", "--config", "tiny", "--output_dir", out]) == 0
+        rows.append({p.name: json.loads(p.read_text())["metrics"] for p in sorted((tmp_path / out).glob("*.json"))})
+    assert rows[0] == rows[1] and set(rows[0]) == {
+        "lemoe.json",
+        "lemoe_gate_none.json",
+        "lemoe_gate_calibrated.json",
+        "ft_l.json",
+    }
+    assert rows[0]["lemoe.json"]["rel"] == 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]

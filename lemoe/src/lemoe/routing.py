@@ -106,5 +106,5 @@ class AnchorMemory(nn.Module):
         sims = a @ a.T
         sims.fill_diagonal_(float("-inf"))
         nearest = sims.max(-1).values
-        self.threshold.fill_(torch.quantile(nearest, quantile).item())
+        self.threshold.fill_(torch.quantile(nearest.float(), quantile).item())  # quantile needs fp32/fp64 (bf16 models)
         return float(self.threshold)
