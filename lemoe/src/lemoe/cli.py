@@ -40,11 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--edits", type=int, default=20, help="edits per method (one batch)")
     bench.add_argument("--steps", type=int, default=10, help="training steps per batch for every method")
     bench.add_argument("--experts", type=int, default=5, help="experts added before timing inference")
-    bench.add_argument("--layer", type=int, default=25, help="adaptor layer (the default config's)")
+    defaults = ExperimentConfig().lemoe
+    bench.add_argument("--layer", type=int, default=defaults.adaptor.layer, help="adaptor layer (the default config's)")
     bench.add_argument("--repeats", type=int, default=15, help="timed repetitions of the inference pass")
     bench.add_argument(
         "--gate",
-        default="subject",
+        default=defaults.router.null_threshold,
         choices=get_args(NullGate),
         help="no-expert path of the timed LEMoE model (router.null_threshold; the default run's is 'subject')",
     )
