@@ -25,8 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 # files whose "metrics" must be identical between the installed package and the checkout.
 TINY = {
     "lemoe": "lemoe edit --config tiny --output_dir {out}",
-    "distill-hetero": "distill-hetero reproduce --config tiny --results {out}",
-    "semantic-peft": "semantic-peft reproduce --rows tiny --results {out}",
+    "distill-hetero": "distill-hetero train --config tiny --output_dir {out} --results {out}/results.json",
+    "semantic-peft": "semantic-peft train --config tiny --output_dir {out}",
     "infodiffusion": "infodiffusion reproduce --config tiny --output_dir {out}",
 }
 # numbers that measure the machine, not the method: not compared

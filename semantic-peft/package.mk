@@ -6,7 +6,7 @@ SPEFT_RESULTS := $(if $(filter paper,$(SCALE)),results/semantic-peft/paper,resul
 reproduce-semantic-peft: setup  ## LoRA / +filter / +reweight / +both / full FT on the built-in facts -> results/semantic-peft/ (SCALE=paper: 7B)
 	$(REQUIRE_CLEAN)
 	TOKENIZERS_PARALLELISM=false $(PY) -m semantic_peft reproduce --rows $(SPEFT_ROWS) --results $(SPEFT_RESULTS) \
-		--readme semantic-peft/README.md
+		$(if $(filter paper,$(SCALE)),,--readme semantic-peft/README.md)
 
 bench-semantic-peft: setup  ## step time re-weighted/plain LoRA and filtering pass vs one epoch, in one run
 	TOKENIZERS_PARALLELISM=false WANDB_MODE=disabled $(PY) semantic-peft/benchmarks/bench_speed.py

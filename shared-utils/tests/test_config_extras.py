@@ -45,6 +45,14 @@ def test_literal_choice_is_checked_when_loading_and_in_python():
     assert "{kv_anchor, token}" in describe_config(Cfg)
 
 
+def test_help_shows_the_defaults_a_default_factory_really_gives():
+    @dataclass
+    class Outer:
+        router: Router = field(default_factory=lambda: Router(top_k=4))
+
+    assert "--router.top_k (default: 4)" in describe_config(Outer)
+
+
 def test_flatten_and_diff():
     flat = flatten_config(Cfg())
     assert flat == {"name": "x", "router.mode": "kv_anchor", "router.top_k": 1, "layers": [1, 2]}
@@ -58,6 +66,8 @@ def fake_package(tmp_path, monkeypatch):
     (pkg / "__init__.py").write_text("")
     (pkg / "configs" / "default.yaml").write_text("name: shipped\nrouter:\n  top_k: 3\n")
     (pkg / "configs" / "paper" / "big.yaml").write_text("name: big\n")
+    (pkg / "configs" / "accelerate").mkdir()
+    (pkg / "configs" / "accelerate" / "fsdp.yaml").write_text("distributed_type: FSDP\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     return pkg
 

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from shared_utils.models import decoder_layers
+
 
 def num_layers(model: nn.Module) -> int:
     """Depth of a HF causal LM (``num_hidden_layers``; GPT-2's ``n_layer`` is aliased to it)."""
@@ -18,16 +20,6 @@ def hidden_width(model: nn.Module) -> int:
     return int(model.config.hidden_size)
 
 
-def decoder_blocks(model: nn.Module) -> nn.ModuleList:
-    """The list of decoder blocks of any HF decoder-only model (LLaMA ``model.layers``, GPT-2
-    ``transformer.h``, Qwen2, ...): the ModuleList whose length is the model's depth."""
-    depth = num_layers(model)
-    for module in model.modules():
-        if isinstance(module, nn.ModuleList) and len(module) == depth:
-            return module
-    raise ValueError(f"could not find the {depth} decoder blocks of {type(model).__name__}")
-
-
 @contextmanager
 def capture_hidden_states(model: nn.Module, layers: list[int]):
     """Record, during the forward passes inside the block, the outputs of ``layers``
@@ -36,7 +28,7 @@ def capture_hidden_states(model: nn.Module, layers: list[int]):
     Yields a dict ``layer -> tensor [batch, seq, width]`` filled by the next forward pass.
     """
     store: dict[int, torch.Tensor] = {}
-    blocks = decoder_blocks(model)
+    blocks = decoder_layers(model)
     handles = []
 
     def hook_for(layer: int):

@@ -18,9 +18,7 @@ from lemoe.routing import AnchorMemory, KeyedRouter, topk_gate
 from lemoe.subjects import SubjectIndex
 from shared_utils.config import check_choices
 from shared_utils.errors import ConfigError
-
-# decoder-layer containers of the supported layouts, tried in order
-LAYER_CONTAINERS = ("model.layers", "transformer.h", "model.decoder.layers", "gpt_neox.layers")
+from shared_utils.models import decoder_layers_path
 
 
 class UnsupportedArchitecture(ConfigError):
@@ -37,17 +35,14 @@ def get_submodule(root: nn.Module, path: str) -> nn.Module:
 
 
 def find_layers_path(model: nn.Module) -> str:
-    """Dotted path of the decoder-layer list (``model.layers`` for LLaMA-family, ``transformer.h`` for GPT-2)."""
-    for path in LAYER_CONTAINERS:
-        try:
-            if isinstance(get_submodule(model, path), nn.ModuleList):
-                return path
-        except AttributeError:
-            continue
-    raise UnsupportedArchitecture(
-        f"cannot find the decoder layers of {type(model).__name__}: set adaptor.module_path "
-        "to the dotted path of the FFN to wrap, e.g. 'model.layers.{layer}.mlp'"
-    )
+    """Dotted path of the decoder-layer list (``model.layers`` for LLaMA-family, ``transformer.h`` for GPT-2);
+    the error names the option that sets the FFN by hand."""
+    try:
+        return decoder_layers_path(model)
+    except ValueError as err:
+        raise UnsupportedArchitecture(
+            f"{err}: set adaptor.module_path to the dotted path of the FFN to wrap, e.g. 'model.layers.{{layer}}.mlp'"
+        ) from None
 
 
 def ffn_path(model: nn.Module, cfg: AdaptorConfig) -> str:

@@ -239,8 +239,13 @@ def diff_configs(old: Any, new: Any) -> list[tuple[str, Any, Any]]:
     return [(key, a.get(key), b.get(key)) for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
 
 
+# folders of ``configs/`` that hold launcher files (``accelerate launch --config_file``), not run configs
+LAUNCHER_FOLDERS = ("accelerate",)
+
+
 def packaged_configs(package: str) -> list[str]:
-    """Names of the YAML configs shipped inside ``package`` (``configs/<name>.yaml``), sorted."""
+    """Names of the run configs shipped inside ``package`` (``configs/<name>.yaml``), sorted;
+    launcher files (``configs/accelerate/``) are not run configs and are left out."""
     from importlib import resources
 
     root = resources.files(package) / "configs"
@@ -248,6 +253,8 @@ def packaged_configs(package: str) -> list[str]:
 
     def walk(node: Any, prefix: str) -> None:
         for child in node.iterdir():
+            if child.is_dir() and child.name in LAUNCHER_FOLDERS:
+                continue
             if child.is_dir():
                 walk(child, f"{prefix}{child.name}/")
             elif child.name.endswith(".yaml"):
@@ -287,20 +294,26 @@ def dump_config(config: Any, path: str | Path | None = None) -> str:
     return text
 
 
-def describe_config(cls: type, prefix: str = "") -> str:
-    """One line per option, with its default and the ``help`` metadata: for ``--help``."""
+def describe_config(cls: type, prefix: str = "", defaults: Any = None) -> str:
+    """One line per option, with its default and the ``help`` metadata: for ``--help``.
+
+    The defaults are read from an instance (``cls()`` unless given), so a section whose
+    ``default_factory`` sets other values than its class shows the values really used.
+    """
+    defaults = cls() if defaults is None else defaults
+    hints = typing.get_type_hints(cls)
     lines = []
     for f in dataclasses.fields(cls):
-        tp = typing.get_type_hints(cls)[f.name]
+        tp = hints[f.name]
+        value = getattr(defaults, f.name)
         if dataclasses.is_dataclass(tp):
-            lines.append(describe_config(tp, prefix=f"{prefix}{f.name}."))
+            lines.append(describe_config(type(value), prefix=f"{prefix}{f.name}.", defaults=value))
             continue
-        default = _field_default(f)
         help_text = f.metadata.get("help", "")
         _, inner = _is_optional(tp)
         if typing.get_origin(inner) is typing.Literal:
             help_text = f"{{{', '.join(map(str, typing.get_args(inner)))}}} {help_text}"
-        lines.append(f"  --{prefix}{f.name} (default: {default!r}) {help_text}".rstrip())
+        lines.append(f"  --{prefix}{f.name} (default: {value!r}) {help_text}".rstrip())
     return "\n".join(lines)
 
 
