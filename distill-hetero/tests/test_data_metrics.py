@@ -115,7 +115,7 @@ def test_builtin_split_is_disjoint_and_deterministic():
     ],
 )
 def test_shared_minillm_sets_load(name, count, multi):
-    root = data.shared_data_root()
+    root = data.shared_data_root(data.DATA_ENV)
     if root is None or not (root / "instruction" / f"{name}.jsonl").is_file():
         pytest.skip(f"shared data not found (at {root}; set DISTILL_HETERO_DATA)")
     records = load_records(name, require_output=True)
@@ -140,17 +140,6 @@ def test_shared_set_from_the_env_folder_keeps_every_reference(tmp_path, monkeypa
     records = load_records("sinst_test_500", require_output=True)
     assert [r.references for r in records] == [["a", "b"], ["c"]]
     assert records[1].prompt == format_prompt("Q2", "ctx")
-
-
-def test_installed_package_finds_the_shared_folder_from_the_working_directory(tmp_path, monkeypatch):
-    """Installed, the package lives in a venv; the data folder is found above the current directory."""
-    monkeypatch.delenv("DISTILL_HETERO_DATA", raising=False)
-    site = tmp_path / "venv" / "lib" / "python3" / "site-packages" / "distill_hetero"
-    monkeypatch.setattr(data, "__file__", str(site / "data.py"))
-    (tmp_path / "shared" / "data").mkdir(parents=True)
-    (tmp_path / "checkout" / "sub").mkdir(parents=True)
-    monkeypatch.chdir(tmp_path / "checkout" / "sub")
-    assert data.shared_data_root() == tmp_path / "shared" / "data"
 
 
 def test_missing_eval_set_fails_naming_path_and_env_var_unless_skipping_is_allowed(tmp_path, monkeypatch):

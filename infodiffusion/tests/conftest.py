@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+from shared_utils.records import shared_data_root
+
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -38,9 +40,7 @@ def tiny_overrides():
 
 @pytest.fixture
 def shared_data() -> Path:
-    root = Path(
-        os.environ.get("INFODIFFUSION_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data")
-    )
-    if not (root / "seq2seq").is_dir():
+    root = shared_data_root("INFODIFFUSION_SHARED_DATA")
+    if root is None or not (root / "seq2seq").is_dir():
         pytest.skip(f"shared benchmark samples not found at {root} (set INFODIFFUSION_SHARED_DATA)")
     return root

@@ -6,6 +6,7 @@ import pytest
 from lemoe import cli, experiment
 from lemoe.config import ExperimentConfig
 from shared_utils.config import diff_configs, flatten_config, load_config, packaged_configs
+from shared_utils.records import require_local
 
 SHIPPED = packaged_configs("lemoe")
 REPO = Path(__file__).resolve().parents[2]
@@ -37,11 +38,11 @@ def test_every_shipped_config_loads_and_writes_only_under_runs(name):
     cfg = load_config(ExperimentConfig, name, package="lemoe")  # unknown keys, types or choices raise
     assert cfg.output_dir.startswith("runs/lemoe"), cfg.output_dir
     assert cfg.readme is None  # README tables are regenerated only when asked (make reproduce-lemoe)
-    if cfg.data != "builtin":  # relative to the repository root, where the shared data lies beside it
-        assert cfg.data.startswith("../shared/data/knowledge-editing/"), cfg.data
+    if cfg.data != "builtin":  # the shared benchmark samples, found from any working directory
+        assert cfg.data.startswith("shared:knowledge-editing/"), cfg.data
         # the CPU configs run on the shared samples; the paper configs need the full MEND file
         if not name.startswith("paper/") and (REPO.parent / "shared").exists():
-            assert (REPO / cfg.data).exists(), cfg.data
+            assert require_local(cfg.data).is_file(), cfg.data
 
 
 def test_a_choice_typo_fails_in_one_line_before_any_data_or_model_is_touched(monkeypatch, capsys):

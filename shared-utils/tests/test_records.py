@@ -62,3 +62,28 @@ def test_parse_records_raises_or_names_every_skipped(caplog):
     text = caplog.text
     assert "skipped 2 of 4 records of set.jsonl" in text
     assert "record 1: missing field 'q'" in text and "record 3: missing field 'q'" in text
+
+
+def test_shared_data_root_from_env_then_code_folder_then_cwd(tmp_path, monkeypatch):
+    from shared_utils import records
+
+    monkeypatch.delenv("SHARED_DATA", raising=False)
+    monkeypatch.setenv("MY_PKG_DATA", str(tmp_path / "mine"))
+    assert records.shared_data_root("MY_PKG_DATA") == tmp_path / "mine"
+    monkeypatch.delenv("MY_PKG_DATA")
+    # installed: the code lives in a venv; the folder is found above the current directory
+    monkeypatch.setattr(records, "__file__", str(tmp_path / "venv" / "site-packages" / "shared_utils" / "records.py"))
+    (tmp_path / "shared" / "data" / "knowledge-editing").mkdir(parents=True)
+    (tmp_path / "checkout" / "sub").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "checkout" / "sub")
+    assert records.shared_data_root() == tmp_path / "shared" / "data"
+    sample = tmp_path / "shared" / "data" / "knowledge-editing" / "z.json"
+    sample.write_text("[]")
+    assert require_local("shared:knowledge-editing/z.json") == sample
+    with pytest.raises(RecordError, match=r"not found: .*knowledge-editing/missing\.json"):
+        require_local("shared:knowledge-editing/missing.json")
+    (tmp_path / "venv").mkdir()
+    monkeypatch.chdir(tmp_path / "venv")
+    (tmp_path / "shared").rename(tmp_path / "elsewhere")
+    with pytest.raises(RecordError, match="no shared/data folder found"):
+        require_local("shared:knowledge-editing/z.json")

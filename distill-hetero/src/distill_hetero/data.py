@@ -3,7 +3,6 @@ response only, deterministic resumable batching, and loaders (built-in set, loca
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import torch
 
 from shared_utils import errors
 from shared_utils.errors import ConfigError
-from shared_utils.records import parse_records, read_records, require_local
+from shared_utils.records import parse_records, read_records, require_local, shared_data_root
 
 PROMPT_NO_INPUT = (
     "Below is an instruction that describes a task. Write a response that appropriately completes "
@@ -77,21 +76,9 @@ def parse_record(raw: object, index: int, source: str = "data", require_output: 
     return Record(prompt=prompt, references=references)
 
 
-def shared_data_root() -> Path | None:
-    """``$DISTILL_HETERO_DATA``, else the first ``shared/data`` folder in or above the package source (a
-    checkout, editable install) or the current directory (an installed package run from a checkout)."""
-    if os.environ.get(DATA_ENV):
-        return Path(os.environ[DATA_ENV]).expanduser()
-    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
-        for folder in (start, *start.parents):
-            if (folder / "shared" / "data").is_dir():
-                return folder / "shared" / "data"
-    return None
-
-
 def shared_set_path(name: str) -> Path:
     """The file of a shared MiniLLM set; a :class:`RecordError` naming where it was looked for if absent."""
-    root = shared_data_root()
+    root = shared_data_root(DATA_ENV)
     if root is None:
         raise MissingSharedSet(
             f"shared evaluation set {name!r}: no shared/data folder above {Path.cwd()}; "

@@ -8,6 +8,7 @@ it or skipped with a warning that names each one and the count, never dropped si
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +17,8 @@ from .errors import RecordError
 from .tracking import get_logger
 
 T = TypeVar("T")
+SHARED_PREFIX = "shared:"
+SHARED_DATA_ENV = "SHARED_DATA"
 DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".tsv", ".parquet", ".txt", ".arrow")
 
 logger = get_logger(__name__)
@@ -27,12 +30,45 @@ def looks_like_path(source: str) -> bool:
     A hub id is ``name`` or ``owner/name``; a source that starts with ``.``, ``/`` or ``~``,
     has more than one ``/``, or ends in a data-file suffix is taken for a local path.
     """
-    return source.startswith((".", "/", "~")) or source.count("/") > 1 or source.lower().endswith(DATA_SUFFIXES)
+    if source.startswith((".", "/", "~", SHARED_PREFIX)):
+        return True
+    return source.count("/") > 1 or source.lower().endswith(DATA_SUFFIXES)
+
+
+def shared_data_root(env: str | None = None) -> Path | None:
+    """The folder of the benchmark samples (``shared/data`` beside the checkout).
+
+    ``$<env>`` when given and set, else ``$SHARED_DATA``, else the first ``shared/data`` in or
+    above the code's own folder (a checkout, an editable install) or the current directory (an
+    installed package run from a checkout). None when there is none.
+    """
+    for name in (env, SHARED_DATA_ENV):
+        if name and os.environ.get(name):
+            return Path(os.environ[name]).expanduser()
+    for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
+        for folder in (start, *start.parents):
+            if (folder / "shared" / "data").is_dir():
+                return folder / "shared" / "data"
+    return None
+
+
+def resolve_shared(source: str) -> str:
+    """``shared:<relative path>`` -> that file under :func:`shared_data_root`; other sources as they are.
+
+    Shipped configs name the benchmark samples this way, so they work from any directory.
+    """
+    if not source.startswith(SHARED_PREFIX):
+        return source
+    root = shared_data_root()
+    if root is None:
+        raise RecordError(f"{source}: no shared/data folder found above {Path.cwd()}; set {SHARED_DATA_ENV}")
+    return str(root / source[len(SHARED_PREFIX) :])
 
 
 def require_local(source: str, what: str = "data file") -> Path | None:
-    """``Path`` of an existing local ``source``; None for a hub id; :class:`RecordError` for a
-    path that does not exist (so it is never looked up on the Hub)."""
+    """``Path`` of an existing local ``source`` (``shared:...`` resolved first); None for a hub id;
+    :class:`RecordError` for a path that does not exist (so it is never looked up on the Hub)."""
+    source = resolve_shared(source)
     path = Path(source).expanduser()
     if path.exists():
         return path
