@@ -65,6 +65,54 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (values * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
+# logits elements per chunk of the rounding cross-entropy (fp32: 256 MiB)
+CE_CHUNK_ELEMENTS = 1 << 26
+
+
+def target_cross_entropy(
+    x: torch.Tensor, weight: torch.Tensor, ids: torch.Tensor, target_mask: torch.Tensor, chunk: int | None = None
+) -> torch.Tensor:
+    """Rounding loss CE(softmax(x Eᵀ), w) averaged over target positions: -> [B].
+
+    Equal to ``masked_mean(cross_entropy(logits.transpose(1, 2), ids), target_mask)`` (the
+    DiffuSeq term, Gong et al. 2023 Eq. 3) but the vocabulary projection is computed only
+    at the target positions, on a flat [N, d] view (no transposed [B, V, L] copy), in chunks
+    of at most ``CE_CHUNK_ELEMENTS`` logits; with several chunks under autograd each chunk
+    is recomputed in backward instead of keeping all logits.
+    """
+    keep = target_mask.bool()
+    rows = keep.nonzero(as_tuple=True)[0]
+    flat_x, flat_ids = x[keep], ids[keep]
+    size = chunk or max(1, CE_CHUNK_ELEMENTS // max(1, weight.shape[0]))
+
+    def ce(xc: torch.Tensor, wc: torch.Tensor, ic: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(xc @ wc.t(), ic, reduction="none")
+
+    pieces = []
+    for lo in range(0, len(flat_ids), size):
+        xc, ic = flat_x[lo : lo + size], flat_ids[lo : lo + size]
+        if len(flat_ids) > size and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            pieces.append(checkpoint(ce, xc, weight, ic, use_reentrant=False))
+        else:
+            pieces.append(ce(xc, weight, ic))
+    nll = torch.cat(pieces) if pieces else flat_x.new_zeros(0)
+    sums = torch.zeros(ids.shape[0], dtype=nll.dtype, device=nll.device).index_add(0, rows, nll)
+    return sums / keep.sum(1).clamp(min=1).to(nll.dtype)
+
+
+def nearest_embedding(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """argmin_v ||x - E_v||² for x [..., d] over E [V, d]: ids [...].
+
+    One matmul: ||x||² − 2x·E + ||E||² with the constant ||x||² dropped (DiffuSeq computes the
+    same distances in ``get_efficient_knn``).
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    dist = torch.addmm((weight * weight).sum(-1).unsqueeze(0), flat, weight.t(), alpha=-2)
+    return dist.argmin(-1).reshape(x.shape[:-1])
+
+
 class TimestepSampler:
     """Uniform or loss-aware (2nd moment, Nichol & Dhariwal 2021) sampling of t ∈ {1..T}."""
 
@@ -158,17 +206,13 @@ class TextDiffusion:
         mse = torch.where(t == 1, mse_t1, mse)
         abar_T = self.schedule.alpha_bar(torch.full_like(t, self.steps), e)
         prior = masked_mean((abar_T.sqrt().unsqueeze(-1) * x_start) ** 2, target_mask)
-        logits = core.logits(x_start)
-        nll = F.cross_entropy(logits.transpose(1, 2), ids, reduction="none")
-        rounding = masked_mean(nll, target_mask)
+        rounding = target_cross_entropy(x_start, core.word_embedding.weight, ids, target_mask)
         return {"loss": mse + prior + rounding, "mse": mse, "prior": prior, "rounding": rounding}
 
     # ------------------------------------------------------------------ sampling
     def round_to_vocab(self, core: DiffusionTransformer, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Nearest embedding by L2 (matmul form ||x||² - 2x·E + ||E||²): (ids, rounded x)."""
-        weight = core.word_embedding.weight
-        dist = (weight * weight).sum(-1) - 2 * x @ weight.t()
-        ids = dist.argmin(-1)
+        """Nearest embedding by L2 (DiffuSeq's clamping), one matmul: (ids, rounded x)."""
+        ids = nearest_embedding(x, core.word_embedding.weight)
         return ids, core.embed(ids)
 
     def sampling_info(
