@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from infodiffusion import __version__
@@ -74,6 +75,15 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 0
     cfg = load_config(InfoDiffusionConfig, args.config, overrides, package=PACKAGE)
+    run = None
+    if args.command in ("sample", "eval"):  # the run's saved config; conflicting options are refused
+        from infodiffusion.run import run_config
+
+        run = args.run or cfg.output_dir
+
+        argv_list = list(argv) if argv is not None else sys.argv[1:]
+        given = any(a == "--config" or a.startswith("--config=") for a in argv_list)
+        cfg = run_config(run, cfg, overrides, config_given=given)
     if args.command == "train":
         from infodiffusion.trainer import train
 
@@ -84,7 +94,6 @@ def _main(argv: list[str] | None) -> int:
 
         from infodiffusion.evaluate import sample_run, write_samples
 
-        run = args.run or cfg.output_dir
         records = sample_run(cfg, run)
         if PartialState().is_main_process:  # already initialised by sample_run
             out = args.samples or str(Path(run) / "samples.jsonl")
@@ -94,7 +103,6 @@ def _main(argv: list[str] | None) -> int:
         from infodiffusion.evaluate import read_samples, score_records
         from shared_utils.results import write_results
 
-        run = args.run or cfg.output_dir
         path = Path(args.samples or Path(run) / "samples.jsonl")
         records = read_samples(path)
         metrics = score_records(records, cfg)

@@ -89,3 +89,47 @@ def load_artifacts(cfg: InfoDiffusionConfig, folder: str | Path) -> RunArtifacts
     vocab = VocabMap(**json.loads((folder / "vocab.json").read_text()))
     info = InformationScores.from_state_dict(json.loads((folder / "info.json").read_text()))
     return RunArtifacts(load_tokenizer(cfg.data.tokenizer), vocab, info, build_diffusion(cfg, info))
+
+
+# What a trained run fixes for sampling: its network, schedule, vocabulary and data packing.
+# Everything else (sample.*, eval.*, seed, the evaluation split, the sampling schedule option,
+# where things go, training-only keys) may be set when sampling or scoring.
+SAMPLING_MAY_CHANGE = ("data.eval_split", "data.max_eval", "diffusion.sample_schedule")
+SAMPLING_FIXED = ("model.", "diffusion.", "data.")
+
+
+def fixed_by_run(key: str) -> bool:
+    return key.startswith(SAMPLING_FIXED) and key not in SAMPLING_MAY_CHANGE
+
+
+def run_config(
+    run_dir: str | Path, cli_cfg: InfoDiffusionConfig, overrides: list[str], config_given: bool = False
+) -> InfoDiffusionConfig:
+    """The config ``sample``/``eval`` use: the run's saved ``config.yaml`` (written at training
+    time) with the command line's options applied where the run does not fix them.
+
+    An option that sets a key the run fixes (``fixed_by_run``: model shape, schedule,
+    data/vocabulary, seq_len ...) to another value than the saved one is refused with a
+    :class:`ConfigError` naming the key(s). ``overrides`` are the ``--key value`` options;
+    with ``config_given`` (an explicit ``--config``) every key of ``cli_cfg`` counts as given.
+    A run folder without ``config.yaml`` (older runs) falls back to ``cli_cfg`` with a warning.
+    """
+    from shared_utils.config import _parse_overrides, flatten_config, load_config
+    from shared_utils.errors import ConfigError
+    from shared_utils.tracking import get_logger
+
+    saved_path = Path(run_dir) / "config.yaml"
+    if not saved_path.is_file():
+        get_logger(__name__).warning("%s has no config.yaml: using the command line's config as given", run_dir)
+        return cli_cfg
+    saved = load_config(InfoDiffusionConfig, saved_path)
+    old, new = flatten_config(saved), flatten_config(cli_cfg)
+    given = set(_parse_overrides(overrides)) | (set(new) if config_given else set())
+    conflicts = sorted(k for k in given if fixed_by_run(k) and new.get(k) != old.get(k))
+    if conflicts:
+        listed = "; ".join(f"{k}: run {old.get(k)!r}, asked {new.get(k)!r}" for k in conflicts)
+        raise ConfigError(
+            f"{run_dir} was trained with other values of {', '.join(conflicts)} ({listed}); "
+            f"sampling uses the run's saved {saved_path.name}: drop the option(s)"
+        )
+    return load_config(InfoDiffusionConfig, saved_path, {k: new[k] for k in given if k in new and k in old})
