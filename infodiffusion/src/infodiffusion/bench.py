@@ -80,7 +80,7 @@ def time_sampling(cfg: InfoDiffusionConfig, artifacts, n: int, rounds: int = 3) 
 
 def steps_to_95(cfg: InfoDiffusionConfig, runs: Path) -> tuple[dict[str, int], str]:
     """Reverse steps to 95 % of the final BLEU (DDPM, candidate 0) for the sqrt and info rows."""
-    from infodiffusion.evaluate import bleu_curve, sample_run, steps_to_fraction
+    from infodiffusion.evaluate import bleu_curve, normaliser, sample_run, steps_to_fraction
     from infodiffusion.reproduce import row_config
     from infodiffusion.trainer import train
 
@@ -97,7 +97,7 @@ def steps_to_95(cfg: InfoDiffusionConfig, runs: Path) -> tuple[dict[str, int], s
             train(rc)
         curve_cfg = SampleConfig(method="ddpm", clamp=rc.sample.clamp, batch_size=rc.sample.batch_size)
         traced = sample_run(rc, rc.output_dir, n_candidates=1, sample_cfg=curve_cfg, record=True)
-        curve = bleu_curve(traced)
+        curve = bleu_curve(traced, normaliser(rc))
         out[row] = (steps_to_fraction(curve), curve[-1])
     if tmp is not None:
         tmp.cleanup()

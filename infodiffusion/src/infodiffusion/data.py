@@ -170,6 +170,34 @@ def target_tokens(packed_ids: torch.Tensor, target_mask: torch.Tensor) -> list[l
     return [row[m.bool()].tolist() for row, m in zip(packed_ids, target_mask)]
 
 
+def word_normaliser(tokenizer):
+    """``text -> text`` with the tokenizer's own normalisation and pre-tokenisation (lower-casing,
+    accents, punctuation split off), joined by spaces: what :func:`decode` gives for words the
+    model can emit, applied to raw text without the vocabulary, so no word is ever dropped."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return lambda text: " ".join(text.split())
+
+    def normalise(text: str) -> str:
+        if backend.normalizer is not None:
+            text = backend.normalizer.normalize_str(text)
+        if backend.pre_tokenizer is None:
+            return " ".join(text.split())
+        return " ".join(word for word, _ in backend.pre_tokenizer.pre_tokenize_str(text))
+
+    return normalise
+
+
+def oov_counts(texts: list[str], tokenizer, vocab: VocabMap) -> list[tuple[int, int]]:
+    """(tokens outside the model's vocabulary, tokens) per text: the tokenizer's [UNK] and,
+    with ``data.restrict_vocab``, every token not seen in training."""
+    unk = tokenizer.unk_token_id
+    out = []
+    for tokens in tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        out.append((sum(t == unk or t not in vocab._index for t in tokens), len(tokens)))
+    return out
+
+
 def decode(ids: torch.Tensor, target_mask: torch.Tensor, vocab: VocabMap, tokenizer) -> list[str]:
     """Text of the target positions (special tokens dropped as DiffuSeq does; WordPieces joined,
     punctuation left space-separated so that whitespace-split metrics see it as words)."""

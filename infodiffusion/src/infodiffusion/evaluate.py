@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from infodiffusion.config import InfoDiffusionConfig, SampleConfig
-from infodiffusion.data import decode, load_pairs
+from infodiffusion.data import decode, load_pairs, oov_counts, word_normaliser
 from infodiffusion.metrics import BertScorer, corpus_sentence_bleu, evaluate_candidates
 from infodiffusion.model import DiffusionTransformer
 from infodiffusion.run import RunArtifacts, load_artifacts
@@ -75,8 +75,12 @@ def sample_run(
         artifacts.vocab,
         artifacts.tokenizer,
     )
-    # references go through the same tokenise -> decode path as the hypotheses (as in DiffuSeq)
-    refs = decode(ids, mask, artifacts.vocab, artifacts.tokenizer)
+    # references and sources stay raw text: the restricted vocabulary limits what the model
+    # can emit, never what it is scored against (issue 14); their out-of-vocabulary counts
+    # are kept per record and reported by ``score_records``
+    refs = [p["trg"] for p in pairs]
+    ref_oov = oov_counts(refs, artifacts.tokenizer, artifacts.vocab)
+    src_oov = oov_counts([p["src"] for p in pairs], artifacts.tokenizer, artifacts.vocab)
     records = []
     for r, text in zip(results, texts):
         rec = {
@@ -86,6 +90,10 @@ def sample_run(
             "src": pairs[r["source"]]["src"],
             "ref": refs[r["source"]],
             "hyp": text,
+            "ref_oov": ref_oov[r["source"]][0],
+            "ref_tokens": ref_oov[r["source"]][1],
+            "src_oov": src_oov[r["source"]][0],
+            "src_tokens": src_oov[r["source"]][1],
         }
         if record:
             steps = r["trajectory"]
@@ -130,19 +138,44 @@ def group_candidates(records: list[dict]) -> tuple[list[list[str]], list[str]]:
     return [[by_source[s][c] for c in sorted(by_source[s])] for s in sources], [refs[s] for s in sources]
 
 
+def normaliser(cfg: InfoDiffusionConfig):
+    """The run tokenizer's word normalisation (see ``data.word_normaliser``), applied alike to
+    hypotheses and raw references before the whitespace-split metrics."""
+    from infodiffusion.run import load_tokenizer
+
+    return word_normaliser(load_tokenizer(cfg.data.tokenizer))
+
+
+def oov_rates(records: list[dict]) -> dict[str, float]:
+    """Share of reference and source tokens outside the model's vocabulary (one count per source)."""
+    by_source = {r["source"]: r for r in records if "ref_tokens" in r}
+    out = {}
+    for side in ("ref", "src"):
+        total = sum(r[f"{side}_tokens"] for r in by_source.values())
+        if total:
+            out[f"oov_rate_{side}"] = sum(r[f"{side}_oov"] for r in by_source.values()) / total
+    return out
+
+
 def score_records(records: list[dict], cfg: InfoDiffusionConfig, scorer: BertScorer | None = None) -> dict:
+    """The six metrics (hypotheses and raw references normalised alike) and the OOV rates."""
     candidates, refs = group_candidates(records)
+    norm = normaliser(cfg)
+    candidates = [[norm(c) for c in cands] for cands in candidates]
+    refs = [norm(r) for r in refs]
     if scorer is None and cfg.eval.bertscore_model:
         scorer = BertScorer(cfg.eval.bertscore_model, cfg.eval.bertscore_layer)
-    return evaluate_candidates(candidates, refs, scorer, cfg.eval.mbr_quality, cfg.eval.mbr_diversity)
+    metrics = evaluate_candidates(candidates, refs, scorer, cfg.eval.mbr_quality, cfg.eval.mbr_diversity)
+    return {**metrics, **oov_rates(records)}
 
 
-def bleu_curve(records: list[dict]) -> list[float]:
-    """Mean BLEU of the x̂₀ decoded after each reverse step (records with a trajectory)."""
+def bleu_curve(records: list[dict], normalise=None) -> list[float]:
+    """Mean BLEU of the x̂₀ decoded after each reverse step (records with a trajectory), against
+    the references passed through ``normalise`` (see :func:`normaliser`)."""
+    normalise = normalise or (lambda text: text)
+    refs = [normalise(r["ref"]) for r in records]
     n_steps = len(records[0]["trajectory"])
-    return [
-        corpus_sentence_bleu([r["trajectory"][k] for r in records], [r["ref"] for r in records]) for k in range(n_steps)
-    ]
+    return [corpus_sentence_bleu([r["trajectory"][k] for r in records], refs) for k in range(n_steps)]
 
 
 def steps_to_fraction(curve: list[float], fraction: float = 0.95) -> int:

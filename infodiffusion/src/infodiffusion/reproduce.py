@@ -82,7 +82,7 @@ def trained_summary(cfg: InfoDiffusionConfig) -> dict | None:
 
 
 def run_row(cfg: InfoDiffusionConfig, row: str, results_dir: Path, scorer, reuse: bool = False) -> dict:
-    from infodiffusion.evaluate import bleu_curve, sample_run, score_records, summarise_curve, write_samples
+    from infodiffusion.evaluate import bleu_curve, normaliser, sample_run, score_records, summarise_curve, write_samples
     from infodiffusion.trainer import train
     from shared_utils.config import config_to_dict, dump_config
     from shared_utils.results import write_results
@@ -97,7 +97,7 @@ def run_row(cfg: InfoDiffusionConfig, row: str, results_dir: Path, scorer, reuse
     metrics = score_records(records, cfg, scorer)
     curve_cfg = SampleConfig(**{**config_to_dict(cfg.sample), "method": "ddpm"})
     traced = sample_run(cfg, cfg.output_dir, n_candidates=1, sample_cfg=curve_cfg, record=True)
-    curve = summarise_curve(bleu_curve(traced), cfg.diffusion.steps)
+    curve = summarise_curve(bleu_curve(traced, normaliser(cfg)), cfg.diffusion.steps)
     metrics["steps_to_95pct"] = curve["steps_to_95pct"]
     metrics["ddpm_final_bleu"] = curve["bleu_by_step"][-1]
     dump_config(cfg, results_dir / f"{row}.config.yaml")
