@@ -1,5 +1,7 @@
 """InfoDiffusion's schedule against DiffuSeq's on the same model: training steps/s, sampling
-samples/s and reverse steps to 95% of the final BLEU. Same as ``infodiffusion bench``."""
+samples/s and reverse steps to 95% of the final BLEU, and ours / a DiffuSeq-equivalent reference
+step at the full vocabulary (training steps/s, sampling samples/s with clamping). Same as
+``infodiffusion bench``."""
 
 import sys
 
