@@ -114,7 +114,7 @@ def run_config(
     with ``config_given`` (an explicit ``--config``) every key of ``cli_cfg`` counts as given.
     A run folder without ``config.yaml`` (older runs) falls back to ``cli_cfg`` with a warning.
     """
-    from shared_utils.config import _parse_overrides, flatten_config, load_config
+    from shared_utils.config import flatten_config, load_config, parse_overrides
     from shared_utils.errors import ConfigError
     from shared_utils.tracking import get_logger
 
@@ -124,7 +124,7 @@ def run_config(
         return cli_cfg
     saved = load_config(InfoDiffusionConfig, saved_path)
     old, new = flatten_config(saved), flatten_config(cli_cfg)
-    given = set(_parse_overrides(overrides)) | (set(new) if config_given else set())
+    given = set(parse_overrides(overrides)) | (set(new) if config_given else set())
     conflicts = sorted(k for k in given if fixed_by_run(k) and new.get(k) != old.get(k))
     if conflicts:
         listed = "; ".join(f"{k}: run {old.get(k)!r}, asked {new.get(k)!r}" for k in conflicts)

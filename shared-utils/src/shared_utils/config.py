@@ -24,7 +24,7 @@ _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
 
 
-def _parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
+def parse_overrides(overrides: list[str] | dict[str, Any] | None) -> dict[str, Any]:
     """``["--a", "1", "--b.c=x", "--flag"]`` -> ``{"a": "1", "b.c": "x", "flag": "true"}``."""
     if overrides is None:
         return {}
@@ -212,7 +212,7 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level")
         values = loaded
-    cli = _unflatten(_parse_overrides(overrides))
+    cli = _unflatten(parse_overrides(overrides))
     return _build(cls, _deep_merge(values, cli))
 
 
