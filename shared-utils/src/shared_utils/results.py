@@ -62,10 +62,11 @@ def git_commit(cwd: str | Path | None = None) -> str | None:
     with ``-dirty`` when tracked code is modified. Changes under ``results/`` and to READMEs,
     which runs regenerate themselves, do not count. None outside a git checkout."""
     try:
-        commit = _git(["rev-parse", "HEAD"], _repo_root(cwd)).strip()
+        root = _repo_root(cwd)
+        commit = _git(["rev-parse", "HEAD"], root).strip()
     except (OSError, subprocess.SubprocessError):
         return None
-    return f"{commit}-dirty" if modified_code_files(cwd) else commit
+    return f"{commit}-dirty" if modified_code_files(root) else commit
 
 
 def require_clean_checkout(allow_dirty: bool = False, cwd: str | Path | None = None) -> None:
