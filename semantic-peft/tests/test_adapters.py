@@ -9,6 +9,7 @@ from semantic_peft.adapters import (
     check_target_modules,
     forward,
     load_adapter,
+    load_saved,
     merge,
     save_model,
     wrap_model,
@@ -35,6 +36,38 @@ def test_save_load_gives_identical_logits(method, tokenizer, facts, tmp_path, ma
     assert (path / "adapter_config.json").is_file()
     assert not list(tmp_path.glob(".adapter.*"))  # no staging folder left behind
     loaded = load_adapter(make_llama(), path)
+    assert torch.equal(forward(loaded, enc)[0], expected)
+
+
+def test_adapter_records_the_base_model_name_and_loads_from_it_elsewhere(
+    tokenizer, facts, tmp_path, make_llama, monkeypatch
+):
+    """The adapter names its base by the configured alias, not the local folder it was loaded from;
+    copied to another place (another machine), it loads wherever that alias resolves."""
+    import json
+    import shutil
+
+    import semantic_peft.experiment as experiment
+
+    enc = encode_pairs(tokenizer, [(f.prompt, f.target) for f in facts[:4]])
+    base_folder = tmp_path / "machine-a-cache" / "tiny-llama"
+    make_llama().save_pretrained(base_folder)
+    from transformers import LlamaForCausalLM
+
+    model = wrap_model(LlamaForCausalLM.from_pretrained(base_folder), PeftSettings(method="lora"))
+    torch.manual_seed(1)
+    _perturb(model)
+    expected = forward(model, enc)[0]
+    assert model.peft_config["default"].base_model_name_or_path == str(base_folder)  # what peft would record
+    path = save_model(model, tmp_path / "adapter", tokenizer, base_model="tiny-alias")
+    assert json.loads((path / "adapter_config.json").read_text())["base_model_name_or_path"] == "tiny-alias"
+    elsewhere = shutil.copytree(path, tmp_path / "machine-b" / "adapter")
+    shutil.rmtree(path)
+    shutil.rmtree(base_folder)  # machine A's cache is not there on machine B
+    asked = []
+    monkeypatch.setattr(experiment, "load_model", lambda name: (asked.append(name), (make_llama(), tokenizer))[1])
+    loaded, _ = load_saved(elsewhere)
+    assert asked == ["tiny-alias"]
     assert torch.equal(forward(loaded, enc)[0], expected)
 
 

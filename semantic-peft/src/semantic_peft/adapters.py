@@ -9,6 +9,7 @@ and ``merge_and_unload``.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -155,9 +156,18 @@ def forward(model: torch.nn.Module, enc: Encoded, hidden_states: bool = False) -
     return logits, hidden
 
 
-def save_model(model: torch.nn.Module, path: str | Path, tokenizer: Any = None) -> Path:
+def save_model(model: torch.nn.Module, path: str | Path, tokenizer: Any = None, base_model: str | None = None) -> Path:
     """``save_pretrained`` into a temporary sibling folder that then replaces ``path``
-    (:func:`shared_utils.atomic.atomic_folder`): a crash while saving leaves the old folder."""
+    (:func:`shared_utils.atomic.atomic_folder`): a crash while saving leaves the old folder.
+
+    ``base_model`` (the name the run was configured with: embedded alias, hub id or folder)
+    is recorded as the adapter's ``base_model_name_or_path`` instead of the folder the base
+    model was loaded from, which for an alias is a machine-local cache path; the adapter then
+    loads on any machine where that name resolves (:func:`load_saved`).
+    """
+    if base_model is not None and is_peft(model):
+        for peft_config in model.peft_config.values():
+            peft_config.base_model_name_or_path = base_model
     with atomic_folder(path) as staging:
         model.save_pretrained(staging)
         if tokenizer is not None:
@@ -172,6 +182,25 @@ def load_adapter(base_model: torch.nn.Module, path: str | Path) -> torch.nn.Modu
     if not (Path(path) / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{path} holds no adapter_config.json (not a saved peft adapter)")
     return PeftModel.from_pretrained(base_model, str(path))
+
+
+def recorded_base_model(path: str | Path) -> str:
+    """The base model name a saved adapter records (``base_model_name_or_path``)."""
+    config_file = Path(path) / "adapter_config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{path} holds no adapter_config.json (not a saved peft adapter)")
+    name = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    if not name:
+        raise ConfigError(f"{config_file} records no base_model_name_or_path; pass the base model explicitly")
+    return name
+
+
+def load_saved(path: str | Path) -> tuple[torch.nn.Module, Any]:
+    """``(model, tokenizer)``: the recorded base model, resolved here by name, with the adapter attached."""
+    from semantic_peft.experiment import load_model
+
+    model, tokenizer = load_model(recorded_base_model(path))
+    return load_adapter(model, path), tokenizer
 
 
 def merge(model: torch.nn.Module) -> torch.nn.Module:

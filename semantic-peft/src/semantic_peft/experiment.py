@@ -243,7 +243,12 @@ def run_experiment(
         details["adapted_modules"] = {"count": len(wrapped), "names": sorted({n.rsplit(".", 1)[-1] for n in wrapped})}
     out_dir = Path(config.output_dir) / config.name
     if config.save_model and accelerator.is_main_process:
-        save_model(accelerator.unwrap_model(model), out_dir / ("adapter" if is_peft(model) else "model"), tokenizer)
+        save_model(
+            accelerator.unwrap_model(model),
+            out_dir / ("adapter" if is_peft(model) else "model"),
+            tokenizer,
+            base_model=config.model,
+        )
         dump_config(config, out_dir / "config.yaml")
     if config.analysis.figures and accelerator.is_main_process:
         from semantic_peft.figures import run_figure
