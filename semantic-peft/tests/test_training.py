@@ -23,7 +23,7 @@ def _accelerator():
     ("method", "lr", "reweight"),
     [
         ("lora", 1e-2, None),
-        ("lora", 1e-2, ReweightConfig(enabled=True, scheme="softmax", temperature=0.1, aux_weight=0.1)),
+        ("lora", 1e-2, ReweightConfig(enabled=True, aux_weight=0.1)),
         ("full", 3e-3, None),
     ],
 )
@@ -79,6 +79,11 @@ def test_run_experiment_with_filter_and_reweight(tokenizer, make_llama, facts, t
     assert "feature_cos_mean" in m and "alone_em" in m
     assert (tmp_path / "t" / "adapter" / "adapter_config.json").is_file()
     assert (tmp_path / "t" / "figure.png").stat().st_size > 10_000
+    stats = result["details"]["weight_stats"]  # one entry per optimiser step, plotted beside the run figure
+    assert len(stats) == m["optimizer_steps"]
+    assert all(1.0 <= s["ess"] <= 4.0 and s["min_weight"] <= 1.0 <= s["max_weight"] for s in stats)
+    assert m["weight_max"] == max(s["max_weight"] for s in stats)
+    assert (tmp_path / "t" / "figure_weights.png").stat().st_size > 10_000
     json.dumps(result["details"])  # JSON-able
 
 

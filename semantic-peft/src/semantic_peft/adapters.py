@@ -165,11 +165,14 @@ def save_model(model: torch.nn.Module, path: str | Path, tokenizer: Any = None, 
     model was loaded from, which for an alias is a machine-local cache path; the adapter then
     loads on any machine where that name resolves (:func:`load_saved`).
     """
-    if base_model is not None and is_peft(model):
-        for peft_config in model.peft_config.values():
-            peft_config.base_model_name_or_path = base_model
     with atomic_folder(path) as staging:
         model.save_pretrained(staging)
+        config_file = Path(staging) / "adapter_config.json"
+        if base_model is not None and config_file.is_file():
+            # rewritten after saving: peft looks a hub-id base up online while it saves
+            adapter_config = json.loads(config_file.read_text())
+            adapter_config["base_model_name_or_path"] = base_model
+            config_file.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
         if tokenizer is not None:
             tokenizer.save_pretrained(staging)
     return Path(path)

@@ -101,7 +101,12 @@ class ReweightConfig:
 
     enabled: bool = field(default=False, metadata={"help": "weight each fact's loss by its detached distance"})
     scheme: WeightScheme = field(default="softmax", metadata={"help": "loss weight from the distance"})
-    temperature: float = field(default=0.05, metadata={"help": "softmax temperature"})
+    temperature: float = field(
+        default=2.0, metadata={"help": "softmax temperature (in batch std units if standardize)"}
+    )
+    standardize: bool = field(
+        default=True, metadata={"help": "softmax on batch-standardised distances (scale-free temperature)"}
+    )
     gamma: float = field(default=2.0, metadata={"help": "focal exponent"})
     mix: float = field(default=1.0, metadata={"help": "w = (1 - mix) + mix * w_scheme"})
     aux_weight: float = field(default=0.0, metadata={"help": "beta of the auxiliary (differentiable) distance term"})

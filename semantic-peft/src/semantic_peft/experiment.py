@@ -231,6 +231,12 @@ def run_experiment(
         },
         "loss_curve": history.losses,
     }
+    if history.weight_stats:
+        details["weight_stats"] = history.weight_stats
+        metrics["weight_ess_fraction_mean"] = sum(w["ess_fraction"] for w in history.weight_stats) / len(
+            history.weight_stats
+        )
+        metrics["weight_max"] = max(w["max_weight"] for w in history.weight_stats)
     if report is not None:
         details["filter"] = report.as_dict([f.fact_id or str(i) for i, f in enumerate(facts)])
     if alone:
@@ -262,6 +268,11 @@ def run_experiment(
             features,
             relations,
         )
+        if history.weight_stats:
+            from semantic_peft.figures import weight_figure
+
+            path = Path(figure_path or out_dir / "figure.png")
+            weight_figure(path.with_name(path.stem + "_weights.png"), config.name, history.weight_stats)
     accelerator.end_training()
     return {
         "metrics": metrics,

@@ -66,3 +66,24 @@ def run_figure(
         axes[2].set_axis_off()
     fig.suptitle(title)
     return save_figure(fig, path, dpi=110, bbox_inches="tight")
+
+
+def weight_figure(path: str | Path, title: str, stats: list[dict[str, float]]) -> Path:
+    """Re-weighting statistics per optimiser step: effective sample size as a fraction of the
+    batch (left) and the largest / smallest weight (right)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = list(range(1, len(stats) + 1))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].plot(steps, [s["ess_fraction"] for s in stats])
+    axes[0].set(xlabel="step", ylabel="ESS / batch", ylim=(0, 1.05), title="effective sample size")
+    axes[1].plot(steps, [s["max_weight"] for s in stats], label="max")
+    axes[1].plot(steps, [s["min_weight"] for s in stats], label="min")
+    axes[1].axhline(1.0, color="grey", lw=0.8, ls="--")
+    axes[1].set(xlabel="step", ylabel="weight", title="extreme weights (mean 1)")
+    axes[1].legend()
+    fig.suptitle(f"{title}: re-weighting statistics")
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")

@@ -5,12 +5,19 @@ Each fact's loss is weighted by a function of its *detached* semantic distance `
 is far from get more of the gradient while no gradient flows through the weights:
 
 * ``linear``:   w_i = d_i / mean_j d_j
-* ``softmax``:  w_i = B * softmax(d / tau)_i         (tempered; tau -> inf gives uniform weights)
+* ``softmax``:  w_i = B * softmax(z / tau)_i         (tempered; tau -> inf gives uniform weights)
+  with ``z = (d - mean d) / std d`` clipped to [-2, 2] when ``standardize`` (the default) and
+  ``z = d`` otherwise.
+  Standardising makes tau scale-free: for roughly normal distances the batch's effective
+  sample size is about ``B * exp(-1 / tau^2)`` whatever the spread of the distances, so the
+  default tau = 2 keeps it near 0.78 B. On raw distances tau must match their spread, and the
+  former default (tau = 0.05 on SmolLM2's distances) put almost all weight on 1-3 facts of 16.
 * ``focal``:    w_i = d_i^gamma / mean_j d_j^gamma   (the focal-loss modulating factor with the
   distance as the difficulty; gamma = 1 is ``linear``)
 
-All schemes have mean 1 over the batch; ``mix`` interpolates with uniform weights:
-``w <- (1 - mix) + mix * w``. The loss is
+All schemes have mean 1 over the batch (:func:`weight_statistics` reports the effective sample
+size ``(sum w)^2 / sum w^2`` and the extreme weights; training logs them every step); ``mix``
+interpolates with uniform weights: ``w <- (1 - mix) + mix * w``. The loss is
 
     L = (1/B) sum_i w_i * CE_i  +  beta * (1/B) sum_i d_i
 
@@ -26,6 +33,8 @@ import torch
 from semantic_peft.config import WEIGHT_SCHEMES, ReweightConfig
 from semantic_peft.semantic import example_distances
 
+Z_CLIP = 2.0  # standardised distances beyond 2 batch standard deviations count as 2
+
 
 def distance_weights(distances: torch.Tensor, config: ReweightConfig) -> torch.Tensor:
     """Per-example weights (mean 1) from distances; the input is detached first."""
@@ -33,13 +42,25 @@ def distance_weights(distances: torch.Tensor, config: ReweightConfig) -> torch.T
     if config.scheme == "linear":
         w = d / d.mean().clamp_min(1e-8)
     elif config.scheme == "softmax":
-        w = len(d) * torch.softmax(d / config.temperature, dim=0)
+        if config.standardize:  # batch z-scores, clipped so that one outlier cannot take the batch
+            z = ((d - d.mean()) / d.std(unbiased=False).clamp_min(1e-8)).clamp(-Z_CLIP, Z_CLIP)
+        else:
+            z = d
+        w = len(d) * torch.softmax(z / config.temperature, dim=0)
     elif config.scheme == "focal":
         powered = d.pow(config.gamma)
         w = powered / powered.mean().clamp_min(1e-8)
     else:
         raise ValueError(f"reweight.scheme must be one of {WEIGHT_SCHEMES}, got {config.scheme!r}")
     return (1.0 - config.mix) + config.mix * w
+
+
+def weight_statistics(weights: torch.Tensor) -> dict[str, float]:
+    """Effective sample size ``(sum w)^2 / sum w^2`` (absolute and as a fraction of the batch),
+    largest and smallest weight: an ESS near 1 means the batch trains on one fact."""
+    w = weights.detach().float()
+    ess = float(w.sum() ** 2 / (w * w).sum().clamp_min(1e-12))
+    return {"ess": ess, "ess_fraction": ess / len(w), "max_weight": float(w.max()), "min_weight": float(w.min())}
 
 
 def per_example_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

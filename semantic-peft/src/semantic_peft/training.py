@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from semantic_peft.adapters import forward
 from semantic_peft.config import ReweightConfig, TrainConfig
 from semantic_peft.data import Encoded, Fact, encode_pairs
-from semantic_peft.reweighting import knowledge_loss
+from semantic_peft.reweighting import knowledge_loss, weight_statistics
 from semantic_peft.semantic import example_distances, input_embedding
 
 
@@ -27,6 +27,7 @@ from semantic_peft.semantic import example_distances, input_embedding
 class TrainHistory:
     losses: list[float] = field(default_factory=list)  # one per optimiser step
     trajectory: list[torch.Tensor] = field(default_factory=list)  # per epoch: each fact's distance when visited
+    weight_stats: list[dict[str, float]] = field(default_factory=list)  # per step, when re-weighting
     steps: int = 0
 
 
@@ -100,6 +101,9 @@ def train(
             log = {"loss": history.losses[-1], "ce": float(parts["ce"].mean()), "epoch": epoch}
             if "distance" in parts:
                 log["batch_distance"] = float(parts["distance"].mean())
+            if "weights" in parts:
+                history.weight_stats.append(weight_statistics(parts["weights"]))
+                log.update({f"weight_{k}": v for k, v in history.weight_stats[-1].items()})
             accelerator.log(log, step=history.steps)
             progress.update(1)
             progress.set_postfix(loss=f"{history.losses[-1]:.3f}", epoch=epoch)
