@@ -21,7 +21,7 @@ def test_dataclass_defaults_equal_the_shipped_default_config():
     # the values the committed results were made with (README), not the paper's
     cfg = ExperimentConfig()
     assert (cfg.lemoe.adaptor.layer, cfg.lemoe.train.lr, cfg.lemoe.train.early_stop_loss) == (25, 1e-2, 0.05)
-    assert (cfg.lemoe.router.null_threshold, cfg.output_dir, cfg.readme) == ("subject", "runs/lemoe", None)
+    assert (cfg.lemoe.router.null_threshold, cfg.output_dir, cfg.readme) == ("activation", "runs/lemoe", None)
 
 
 def test_edit_help_shows_the_defaults_that_run(capsys):

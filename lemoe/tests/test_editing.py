@@ -1,3 +1,4 @@
+import pytest
 import torch
 from conftest import tiny_config, tiny_model
 
@@ -54,3 +55,15 @@ def test_lora_trains_only_adapters_of_the_layer(kind, tokenizer):
     lora_names = [k for k in after if "lora_" in k]
     assert any(not torch.equal(after[k], torch.zeros_like(after[k])) for k in lora_names if "lora_B" in k)
     assert lora_names and all(".1.mlp." in k for k in lora_names)
+
+
+@pytest.mark.parametrize(("limit", "expected"), [(2, [2, 4, 4, 4]), (-1, [2, 4, 6, 8])])
+def test_sequences_trained_per_batch_past_the_cap_are_bounded_by_the_replay_limit(tokenizer, limit, expected):
+    cfg = tiny_config(max_steps=2)
+    cfg.adaptor.max_experts, cfg.adaptor.replay_limit = 1, limit
+    editor = LEMoEEditor(tiny_model("llama"), tokenizer, cfg)
+    for b in range(4):
+        editor.edit([EditRequest(f"fact {b}{i} is", "xy") for i in range(2)])
+    # every batch past the first reuses the one expert; with a limit the replayed edits do not grow with T
+    assert [h["sequences"] for h in editor.history] == expected
+    assert len(editor.expert_requests[0]) == 8  # every edit still belongs to the expert

@@ -45,6 +45,7 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
         "lemoe",
         "lemoe_gate_none",
         "lemoe_gate_calibrated",
+        "lemoe_gate_subject",
         "lemoe_subject",
         "lemoe_random",
         "token_moe",

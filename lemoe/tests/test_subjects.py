@@ -24,8 +24,10 @@ def _editor(tokenizer, pooling="prompt", null="none", kind="llama"):
 
 def test_variants_cover_leading_space_and_capital(tokenizer):
     variants = subject_token_variants(tokenizer, "the Nile")
-    assert sorted(len(v) for v in variants) == [8, 8, 9, 9]  # 'the Nile', 'The Nile', with and without a space
-    assert tokenizer(" the Nile")["input_ids"] in variants and tokenizer("The Nile")["input_ids"] in variants
+    # 'the Nile', 'The Nile', 'the nile', 'THE NILE' ('The Nile' again as title case), with and without a space
+    assert sorted(len(v) for v in variants) == [8, 8, 8, 8, 9, 9, 9, 9]
+    for text in (" the Nile", "The Nile", " the nile", "THE NILE"):
+        assert tokenizer(text)["input_ids"] in variants
 
 
 def test_find_prefers_the_longest_then_the_earliest_match_inside_the_mask():
@@ -46,10 +48,10 @@ def test_find_prefers_the_longest_then_the_earliest_match_inside_the_mask():
 
 def test_subject_pooling_gives_the_same_value_to_every_wording_of_the_subject(tokenizer, kind):
     editor = _editor(tokenizer, pooling="subject", kind=kind)
-    prompts = ["the capital of Peru is", "so Peru's capital city is called", "what is the capital of peru"]
+    prompts = ["the capital of Peru is", "so Peru's capital city is called", "what is the capital of Pe-ru"]
     enc = encode_pairs(tokenizer, prompts, ["xx"] * 3)
     values, named = editor.pool(enc["input_ids"], enc["prompt_mask"])
-    assert named.tolist() == [True, True, False]  # lower-case 'peru' is not a stored spelling
+    assert named.tolist() == [True, True, False]  # a hyphenated 'Pe-ru' is missed by the token match
     assert torch.allclose(values[0], values[1], rtol=0, atol=1e-7)  # the same tokens, summed in other rows
     peru = torch.tensor(tokenizer(" Peru", add_special_tokens=False)["input_ids"])
     expected = editor.model.get_input_embeddings()(peru).float().mean(0)
@@ -68,10 +70,12 @@ def test_subject_pooling_gives_the_same_value_to_every_wording_of_the_subject(to
 def test_subject_gate_fires_only_for_prompts_naming_an_edited_subject(tokenizer):
     editor = _editor(tokenizer, pooling="subject", null="subject")
     prompts = ["the capital of Peru is", "a paraphrase about the Nile:", "nothing edited here", "Lima is in"]
-    enc = encode_pairs(tokenizer, prompts, ["x"] * 4)
+    prompts += ["what is the capital of peru", "THE CAPITAL OF PERU IS"]  # case-folded mentions are found
+    enc = encode_pairs(tokenizer, prompts, ["x"] * 6)
     # Peru was edited in the first batch (expert 0), the Nile in the second (expert 1): a paraphrase
     # naming the Nile reaches the Nile's expert; prompts naming no edited subject reach none
-    assert editor.routed_expert(enc["input_ids"], enc["prompt_mask"]).tolist() == [0, 1, -1, -1]
+    assert editor.routed_expert(enc["input_ids"], enc["prompt_mask"]).tolist()[:4] == [0, 1, -1, -1]
+    assert (editor.routed_expert(enc["input_ids"], enc["prompt_mask"])[4:] >= 0).all()
     # an unrelated prompt sees the unedited model exactly, also through the model's own forward hook
     assert plain_forward_is_unedited(editor, "nothing edited here")
 

@@ -5,6 +5,17 @@
 Each expert Eᵢ is a small FFN whose output projection starts at zero, so a new, untrained
 expert changes nothing. Every edit batch adds one expert and one router key; earlier experts
 and keys are frozen (``requires_grad=False``) and therefore stay bit-for-bit unchanged.
+
+Activation gate (``router.null_threshold = 'activation'``, this implementation's no-expert path,
+after WISE's activation-based routing, Wang et al. 2024, Sec. 3.2): the expert Eᵢ chosen by the
+KV anchor router fires on an instance only if its activation on the prompt,
+
+    Δᵢ(x) = mean over the prompt tokens t of ‖Eᵢ(x_t)‖₂,
+
+reaches the expert's threshold εᵢ; otherwise the instance runs the bare FFN. Training pushes Δ
+down on unrelated text (lemoe.editor) and εᵢ is set between the two (:func:`activation_threshold`).
+The decision is made on a forward that starts on the prompt and kept for the cached decoding
+steps after it.
 """
 
 from __future__ import annotations
@@ -95,6 +106,21 @@ class Expert(nn.Module):
         return self.fc_out(F.silu(self.fc_in(x)))
 
 
+def activation(expert: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Δ per row: mean over the positions where ``mask`` (B, T) is 1 of ‖E(x_t)‖₂, x (B, T, d) -> (B,).
+
+    The norm is smoothed (√(Σ² + 1e-12)) so that it has a gradient at a zero output (new experts)."""
+    norms = (expert(x).float().pow(2).sum(-1) + 1e-12).sqrt()
+    mask = mask.to(norms.dtype)
+    return (norms * mask).sum(-1) / mask.sum(-1).clamp_min(1.0)
+
+
+def activation_threshold(edits: torch.Tensor, unrelated: torch.Tensor) -> float:
+    """ε: midway between the highest Δ on unrelated calibration text and the lowest Δ on the expert's
+    edit prompts (the max-margin point when they are apart; between the overlapping ends when not)."""
+    return float((unrelated.max() + edits.min()) / 2)
+
+
 class MoEAdaptor(nn.Module):
     """Wraps an FFN: output = FFN(x) + λ · Σᵢ g(i|x) · Eᵢ(x).
 
@@ -116,6 +142,8 @@ class MoEAdaptor(nn.Module):
         self.memory = AnchorMemory(d_embed if router.mode == "kv_anchor" else d_model)
         self.subjects = SubjectIndex()
         self.instance_gate: torch.Tensor | None = None
+        self.register_buffer("thresholds", torch.zeros(0))  # εᵢ of the activation gate, one per expert
+        self.decide_mask: torch.Tensor | None = None  # (B, T) prompt positions: decide the activation gate now
         self.enabled = True  # False: behave as the bare FFN (the unedited model)
         self.forced_expert: int | None = None  # training: every token goes to this expert
         self.capture_tokens: torch.Tensor | None = None  # token mode: (B, T) mask of inputs to keep
@@ -133,11 +161,21 @@ class MoEAdaptor(nn.Module):
         expert = Expert(self.d_model, self.adaptor_cfg.expert_width, generator).to(ref)
         self.experts.append(expert)
         self.router.add_key(generator)
+        self.thresholds = torch.cat([self.thresholds, self.thresholds.new_full((1,), float("-inf"))])
         return self.num_experts - 1
 
     def set_instance_gate(self, gate: torch.Tensor | None) -> None:
         """Gate (B, n_experts) used by the next forward passes (kv_anchor mode); None = no experts."""
         self.instance_gate = gate
+
+    def _activation_gate(self, gate: torch.Tensor, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``gate`` with the rows whose routed expert's Δ on the prompt positions is below its εᵢ set to zero."""
+        gate = gate.clone()
+        for i in torch.nonzero(gate.abs().sum(0) > 0).flatten().tolist():
+            rows = torch.nonzero(gate[:, i]).flatten()
+            weak = activation(self.experts[i], x[rows], mask[rows]) < self.thresholds[i]
+            gate[rows[weak]] = 0.0
+        return gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.ffn(x)
@@ -153,9 +191,14 @@ class MoEAdaptor(nn.Module):
         else:
             if self.instance_gate is None:
                 return out
+            if self.instance_gate.shape[0] != x.shape[0]:
+                raise RuntimeError(
+                    f"routing gate is for {self.instance_gate.shape[0]} instances but the input has {x.shape[0]}"
+                )
+            if self.decide_mask is not None and self.router_cfg.null_threshold == "activation":
+                self.instance_gate = self._activation_gate(self.instance_gate, x, self.decide_mask.to(x.device))
+                self.decide_mask = None  # kept for the cached decoding steps that follow
             gate = self.instance_gate[:, None, :].to(x.dtype)  # (B, 1, n)
-            if gate.shape[0] != x.shape[0]:
-                raise RuntimeError(f"routing gate is for {gate.shape[0]} instances but the input has {x.shape[0]}")
         delta = torch.zeros_like(out)
         active = gate.flatten(0, -2).abs().sum(0) > 0
         for i in torch.nonzero(active).flatten().tolist():

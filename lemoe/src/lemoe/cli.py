@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--gate",
         default=defaults.router.null_threshold,
         choices=get_args(NullGate),
-        help="no-expert path of the timed LEMoE model (router.null_threshold; the default run's is 'subject')",
+        help="no-expert path of the timed LEMoE model (router.null_threshold; the default run's is 'activation')",
     )
     return parser
 

@@ -17,7 +17,7 @@ from shared_utils.errors import ConfigError
 
 Method = Literal["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace"]
 METHODS: tuple[str, ...] = get_args(Method)
-NullGate = Literal["none", "calibrated", "subject"]  # the no-expert paths of router.null_threshold
+NullGate = Literal["activation", "none", "calibrated", "subject"]  # the no-expert paths of router.null_threshold
 DataFormat = Literal["auto", "zsre", "counterfact", "jsonl", "builtin"]
 
 
@@ -43,8 +43,15 @@ class AdaptorConfig:
     overflow: Literal["reuse_last", "error"] = field(
         default="reuse_last",
         metadata=_h(
-            "what a batch past the cap does: 'reuse_last' = the last expert keeps training on all batches "
-            "routed to it (its own earlier edits replayed), 'error' = raise"
+            "what a batch past the cap does: 'reuse_last' = the last expert keeps training on the new batch "
+            "with up to replay_limit of its own earlier edits replayed, 'error' = raise"
+        ),
+    )
+    replay_limit: int = field(
+        default=20,
+        metadata=_h(
+            "past the cap, at most this many earlier edits of the reused expert are replayed per batch (a "
+            "seeded random sample), so the cost per batch stays bounded at any T; -1 = replay all of them"
         ),
     )
 
@@ -81,12 +88,28 @@ class RouterConfig:
         ),
     )
     null_threshold: NullGate = field(
-        default="subject",
+        default="activation",
         metadata=_h(
-            "the no-expert path: 'none' = top-1 always fires an expert; 'calibrated' = no expert fires when "
-            "the instance's cosine similarity to every stored edit anchor is below a threshold set from the "
-            "edit keys; 'subject' = no expert fires unless the prompt names the subject of a stored edit "
-            "(needs subjects)"
+            "the no-expert path: 'activation' = the routed expert fires only when its mean output norm over the "
+            "prompt tokens reaches its threshold, set between its edit prompts and the calibration half of "
+            "router.null_data (WISE-style); 'none' = top-1 always fires an expert; "
+            "'calibrated' = no expert fires when the instance's cosine similarity to every stored edit anchor "
+            "is below a threshold set from the edit keys; 'subject' = a heuristic: no expert fires unless the "
+            "prompt names the subject string of a stored edit (case-folded token match; needs subjects)"
+        ),
+    )
+    null_data: str = field(
+        default="builtin",
+        metadata=_h(
+            "unrelated text the activation gate trains and calibrates on, one line each: 'builtin' = the "
+            "package's data/unrelated_text.txt, or a path; even lines train, odd lines are held out for scoring"
+        ),
+    )
+    activation_weight: float = field(
+        default=1.0,
+        metadata=_h(
+            "weight of the activation loss: the new expert's mean output norm on the unrelated calibration text "
+            "over its (detached) mean output norm on its edit prompts"
         ),
     )
     null_quantile: float = field(
@@ -192,6 +215,13 @@ class ExperimentConfig:
         ),
     )
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))
+    generation_metrics: bool = field(
+        default=True,
+        metadata=_h(
+            "on the final model also score greedy answers (exact match, token F1), the repetition rate of "
+            "greedy continuations and the perplexity on held-out unrelated text, beside the unedited model's"
+        ),
+    )
     eval_batch_size: int = field(default=32, metadata=_h("sequences per evaluation forward"))
     output_dir: str = field(
         default="runs/lemoe",

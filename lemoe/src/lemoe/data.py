@@ -108,6 +108,24 @@ def builtin_path() -> Path:
     return Path(str(resources.files("lemoe") / "data" / "builtin_edits.jsonl"))
 
 
+def unrelated_text(source: str = "builtin", split: str = "calibration") -> list[str]:
+    """Unrelated sentences and questions, one per line: neither edits nor evaluation probes.
+
+    ``source='builtin'`` is the package's ``data/unrelated_text.txt`` (156 lines written for this
+    package: everyday sentences and general-knowledge questions, none of them an edit, a
+    paraphrase or a locality prompt of any data set here). Even lines (0, 2, ...) are the
+    ``calibration`` split the learned no-expert path trains on; odd lines are ``heldout``, only
+    for scoring (the perplexity of the edited model on unrelated text).
+    """
+    path = Path(str(resources.files("lemoe") / "data" / "unrelated_text.txt")) if source == "builtin" else Path(source)
+    if not path.is_file():
+        raise DataError(f"router.null_data: {source} does not exist")
+    lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if split not in ("calibration", "heldout"):
+        raise ValueError(f"split must be 'calibration' or 'heldout', got {split!r}")
+    return lines[0::2] if split == "calibration" else lines[1::2]
+
+
 def load_edits(
     source: str = "builtin", fmt: str = "auto", limit: int | None = None, skip_invalid: bool = False
 ) -> list[EditRequest]:

@@ -7,7 +7,15 @@ freeze all earlier experts and keys, and train E_t, k_t and the router projectio
 
 The routing cross-entropy teaches the router to send this batch's prompts to E_t; with
 ``router.replay`` the pooled prompt embeddings of earlier edits are kept and included with
-their own experts as labels, so training the shared projection does not move them.
+their own experts as labels, so training the shared projection does not move them. With the
+activation gate (``router.null_threshold='activation'``, lemoe.adaptor) a third term
+
+    w_a · mean_u Δ_t(x_u) / sg(mean_e Δ_t(x_e))
+
+pushes the new expert's activation on the unrelated calibration text u (lemoe.data.unrelated_text)
+down relative to its activation on its own edit prompts e (sg = stop-gradient), the early stop
+also waits until every edit is above all of u, and at the end of the batch ε_t is set between
+the two.
 """
 
 from __future__ import annotations
@@ -23,12 +31,12 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from lemoe.adaptor import MoEAdaptor, ffn_path, get_submodule, hidden_size
+from lemoe.adaptor import MoEAdaptor, activation, activation_threshold, ffn_path, get_submodule, hidden_size
 from lemoe.config import AdaptorConfig, LEMoEConfig, RouterConfig, TrainConfig
-from lemoe.data import EditRequest
+from lemoe.data import EditRequest, unrelated_text
 from lemoe.routing import pooled_embedding, topk_gate
 from lemoe.subjects import subject_token_variants
-from lemoe.training import SequentialEditor, fresh_forward_inputs
+from lemoe.training import SequentialEditor, encode_texts, fresh_forward_inputs, module_input
 from shared_utils.atomic import atomic_folder
 from shared_utils.tracking import get_logger
 
@@ -36,6 +44,13 @@ log = get_logger("lemoe")
 
 ADAPTOR_WEIGHTS = "adaptor.safetensors"
 ADAPTOR_CONFIG = "adaptor_config.json"
+
+
+def act_loss(act: dict[str, torch.Tensor], weight: float) -> torch.Tensor:
+    """w_a · mean_u Δ_u / sg(mean_e Δ_e): the activation on unrelated text pushed down, scale-free by the
+    edits' own mean (WISE's term for irrelevant inputs; its margin terms for the edits are left to the
+    NLL, which moved the experts off their targets on SmolLM2, and to the early stop's separation check)."""
+    return weight * act["unrelated"].mean() / act["edits"].mean().detach().clamp_min(1e-6)
 
 
 class LEMoEEditor(SequentialEditor):
@@ -67,6 +82,7 @@ class LEMoEEditor(SequentialEditor):
         self._prompt_mask: torch.Tensor | None = None
         self._training_expert: int | None = None
         self._batch_anchors: torch.Tensor | None = None
+        self._act_inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # activation gate: FFN inputs, masks
         self._new_anchor_rows = 0
         self._hook = model.register_forward_pre_hook(self._route_hook, with_kwargs=True)
         if config.router.mode == "token":
@@ -125,6 +141,7 @@ class LEMoEEditor(SequentialEditor):
         if inputs is None or inputs[0] is None:
             return None
         self.adaptor.set_instance_gate(self.route(*inputs))
+        self.adaptor.decide_mask = inputs[1]
         return None
 
     @contextmanager
@@ -137,12 +154,14 @@ class LEMoEEditor(SequentialEditor):
             self.adaptor.forced_expert = self._training_expert
         elif prompt_mask is not None and self.config.router.mode == "kv_anchor" and self.adaptor.num_experts:
             self.adaptor.set_instance_gate(self.route(input_ids, prompt_mask))
+            self.adaptor.decide_mask = prompt_mask
         self._prompt_mask = prompt_mask
         try:
             yield
         finally:
             self._prompt_mask = None
             self.adaptor.forced_expert = None
+            self.adaptor.decide_mask = None
             self.adaptor.set_instance_gate(None)
 
     @contextmanager
@@ -183,7 +202,7 @@ class LEMoEEditor(SequentialEditor):
         else:
             raise RuntimeError(f"adaptor.max_experts={cfg.max_experts} reached and adaptor.overflow={cfg.overflow!r}")
         self._training_expert = idx
-        self._replayed = list(self.expert_requests[idx])
+        self._replayed = self._replay_sample(self.expert_requests[idx])
         self.expert_requests[idx].extend(requests)
         params = [*self.adaptor.experts[idx].parameters(), self.adaptor.router.keys[idx]]
         params += [
@@ -196,6 +215,15 @@ class LEMoEEditor(SequentialEditor):
             p.requires_grad_(True)
         return params
 
+    def _replay_sample(self, earlier: list[EditRequest]) -> list[EditRequest]:
+        """Earlier edits of the reused expert replayed with this batch: all, or a seeded random sample of
+        ``adaptor.replay_limit`` of them (bounded cost per batch past the expert cap)."""
+        limit = self.config.adaptor.replay_limit
+        if limit < 0 or len(earlier) <= limit:
+            return list(earlier)
+        pick = torch.randperm(len(earlier), generator=self.generator)[:limit].sort().values
+        return [earlier[i] for i in pick.tolist()]
+
     def _training_requests(self, requests: list[EditRequest]) -> list[EditRequest]:
         return self._replayed + list(requests)
 
@@ -204,6 +232,12 @@ class LEMoEEditor(SequentialEditor):
         if self.config.router.mode == "kv_anchor":
             anchors, named = self.pool(enc["input_ids"], enc["prompt_mask"])
             self._batch_anchors = anchors.detach()
+            if self.config.router.null_threshold == "activation":
+                u = encode_texts(self.tokenizer, unrelated_text(self.config.router.null_data), self.device)
+                self._act_inputs = {
+                    "edits": (self.ffn_inputs(enc["input_ids"], enc["attention_mask"]), enc["prompt_mask"]),
+                    "unrelated": (self.ffn_inputs(u["input_ids"], u["attention_mask"]), u["attention_mask"]),
+                }
             unnamed = int((~named[-self._new_anchor_rows :]).sum())
             if unnamed:
                 log.warning(
@@ -218,7 +252,35 @@ class LEMoEEditor(SequentialEditor):
             self._batch_anchors, self.adaptor.captured = None, None
             self.adaptor.capture_tokens = enc["attention_mask"].bool()
 
+    def ffn_inputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Inputs (B, T, d) of the wrapped FFN (they do not depend on any expert)."""
+        return module_input(self.model, self.adaptor.ffn, input_ids, attention_mask).detach()
+
+    def _activations(self) -> dict[str, torch.Tensor]:
+        """Δ of the expert in training on its edit prompts and on the unrelated calibration text."""
+        expert = self.adaptor.experts[self._training_expert]
+        return {name: activation(expert, x, mask) for name, (x, mask) in self._act_inputs.items()}
+
     def _extra_loss(self) -> torch.Tensor | None:
+        route = self._route_loss()
+        if not self._act_inputs or self.config.router.activation_weight == 0:
+            return route
+        act = self._activations()
+        return (
+            act_loss(act, self.config.router.activation_weight)
+            if route is None
+            else route + act_loss(act, self.config.router.activation_weight)
+        )
+
+    def _converged(self) -> bool:
+        """With the activation gate, a batch also needs every edit prompt above all unrelated text."""
+        if not self._act_inputs:
+            return True
+        with torch.no_grad():
+            act = self._activations()
+        return bool(act["edits"].min() > act["unrelated"].max())
+
+    def _route_loss(self) -> torch.Tensor | None:
         w = self.config.router.route_loss_weight
         if w == 0:
             return None
@@ -243,6 +305,20 @@ class LEMoEEditor(SequentialEditor):
             else self._batch_anchors
         )
         self.adaptor.memory.add(rows, idx)
+        if self._act_inputs:
+            with torch.no_grad():
+                act = self._activations()
+            self.adaptor.thresholds[idx] = activation_threshold(act["edits"], act["unrelated"])
+            log.info(
+                "expert %d: activation on edits %.3g-%.3g, on unrelated text %.3g-%.3g, threshold %.3g",
+                idx,
+                act["edits"].min(),
+                act["edits"].max(),
+                act["unrelated"].min(),
+                act["unrelated"].max(),
+                self.adaptor.thresholds[idx],
+            )
+            self._act_inputs = {}
         if self.config.router.mode == "kv_anchor":  # calibrated whatever the gate, so views can switch to it
             self.adaptor.memory.calibrate(self.config.router.null_quantile)
         for p in self.adaptor.parameters():

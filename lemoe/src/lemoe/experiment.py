@@ -16,9 +16,17 @@ from pathlib import Path
 
 from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor
 from lemoe.config import METHODS, ExperimentConfig
-from lemoe.data import EditRequest, load_edits
+from lemoe.data import EditRequest, load_edits, unrelated_text
 from lemoe.editor import LEMoEEditor
-from lemoe.metrics import EvalSets, build_eval_sets, evaluate, exact_from_teacher_forcing, mean, token_accuracy
+from lemoe.metrics import (
+    EvalSets,
+    build_eval_sets,
+    evaluate,
+    exact_from_teacher_forcing,
+    generation_scores,
+    mean,
+    token_accuracy,
+)
 from lemoe.planning import embed_requests, plan_batches
 from shared_utils.atomic import atomic_write_text, save_figure
 from shared_utils.config import config_to_dict, dump_config
@@ -30,9 +38,10 @@ from shared_utils.tracking import get_logger
 log = get_logger("lemoe")
 
 GATE_TEXT = {
+    "activation": "activation gate (WISE-style)",
     "none": "top-1 always fires",
     "calibrated": "similarity-threshold gate",
-    "subject": "subject gate",
+    "subject": "subject-string gate (heuristic)",
 }
 LABELS = {
     "lemoe": "LEMoE (KV anchor, cluster order)",
@@ -55,9 +64,10 @@ def load_model(name: str, device: str):
     return load_causal_lm(name, device=device)
 
 
-def per_example(editor, sets: EvalSets) -> dict[str, list[float]]:
-    """Per-example Rel/Gen/Loc token accuracies and Rel/Gen exact matches."""
-    out = {}
+def per_example(editor, sets: EvalSets, generation: bool = False) -> dict[str, list[float] | float]:
+    """Per-example Rel/Gen/Loc token accuracies and Rel/Gen exact matches; with ``generation`` also the
+    generation-based scores and fluency (metrics.generation_scores)."""
+    out = generation_scores(editor, sets) if generation else {}
     for key, batches in (("rel", sets.rel), ("gen", sets.gen)):
         p, t = editor.predict(batches)
         out[key], out[f"{key}_em"] = token_accuracy(p, t), exact_from_teacher_forcing(p, t)
@@ -66,10 +76,17 @@ def per_example(editor, sets: EvalSets) -> dict[str, list[float]]:
     return out
 
 
-def summarise(scores: dict[str, list[float]], edited: list[int]) -> dict[str, float]:
-    """Average Rel/Gen over the ``edited`` examples, Loc over all; plus the Rel/Gen/Loc mean."""
-    m = {k: mean([scores[k][i] for i in edited]) for k in ("rel", "gen", "rel_em", "gen_em")}
-    m["loc"] = mean(scores["loc"])
+def summarise(scores: dict[str, list[float] | float], edited: list[int]) -> dict[str, float]:
+    """Average Rel/Gen scores over the ``edited`` examples, Loc scores over all (numbers that are no
+    per-example list, the fluency ones, as they are); plus the Rel/Gen/Loc mean."""
+    m = {}
+    for key, values in scores.items():
+        if not isinstance(values, list):
+            m[key] = float(values)
+        elif key.startswith("loc"):
+            m[key] = mean(values)
+        else:
+            m[key] = mean([values[i] for i in edited])
     m["avg"] = (m["rel"] + m["gen"] + m["loc"]) / 3
     return m
 
@@ -130,10 +147,12 @@ def run_method(
         train_s += time.perf_counter() - start
         edited.extend(index[id(r)] for r in batch)
         log.info("%s batch %d/%d: %d steps, nll %.4f", method, b + 1, len(batches), record["steps"], record["nll"])
-        if cfg.eval_each_batch or b == len(batches) - 1:
+        last = b == len(batches) - 1
+        if cfg.eval_each_batch or last:
             for name, null in views.items():
                 with _null_view(editor, null):
-                    curves[name].append({"edits": len(edited), **summarise(per_example(editor, sets), edited)})
+                    scores = per_example(editor, sets, generation=last and cfg.generation_metrics)
+                    curves[name].append({"edits": len(edited), **summarise(scores, edited)})
     if method == "lemoe" and cfg.save_adaptor:
         editor.save_pretrained(cfg.save_adaptor)
     configured = editor.config.router.null_threshold if isinstance(editor, LEMoEEditor) else None
@@ -215,7 +234,14 @@ def prepare_run(run: int, data: list[EditRequest], base_model, tokenizer, cfg: E
     index = {id(r): i for i, r in enumerate(requests)}
     log.info("run %d/%d: %d edits, batches of %d", run + 1, cfg.num_runs, len(requests), cfg.batch_size)
     sets = build_eval_sets(
-        base_model, tokenizer, requests, cfg.lemoe.adaptor.layer, cfg.eval_batch_size, cfg.lemoe.train.cache_prefix
+        base_model,
+        tokenizer,
+        requests,
+        cfg.lemoe.adaptor.layer,
+        cfg.eval_batch_size,
+        cfg.lemoe.train.cache_prefix,
+        unrelated_text(cfg.lemoe.router.null_data, "heldout"),
+        cfg.generation_metrics,
     )
     plans = {}
     if cfg.plan.order == "cluster":
@@ -258,7 +284,10 @@ def check_subjects(data: list[EditRequest], cfg: ExperimentConfig) -> None:
 def _average(results: list[dict]) -> dict:
     keys = results[0]["final"].keys()
     final = {k: mean([r["final"][k] for r in results]) for k in keys}
-    curve = [{k: mean([r["curve"][i][k] for r in results]) for k in keys} for i in range(len(results[0]["curve"]))]
+    curve = [  # the generation-based scores are only in the last point (the final model)
+        {k: mean([r["curve"][i][k] for r in results]) for k in results[0]["curve"][i]}
+        for i in range(len(results[0]["curve"]))
+    ]
     return {"final": final, "curve": curve, "train_s": mean([r["train_s"] for r in results])}
 
 
@@ -314,8 +343,13 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
         "metrics.gen": "Gen",
         "metrics.loc": "Loc",
         "metrics.avg": "Avg",
-        "metrics.rel_em": "Rel EM",
-        "metrics.gen_em": "Gen EM",
+        "metrics.rel_gen_f1": "Rel F1 (greedy)",
+        "metrics.gen_gen_f1": "Gen F1 (greedy)",
+        "metrics.loc_gen_f1": "Loc F1 (greedy)",
+        "metrics.rel_gen_em": "Rel EM (greedy)",
+        "metrics.gen_gen_em": "Gen EM (greedy)",
+        "metrics.repetition": "repetition",
+        "metrics.ppl_ratio": "ppl / unedited",
         "timing.edits_per_s": "edits/s",
     }
     table = render_markdown_table(
@@ -330,7 +364,18 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
             f"\n\nT = {extra['num_edits']} sequential edits in batches of {extra['batch_size']}, "
             f"metrics on the final model, averaged over {extra['num_runs']} run(s); model "
             f"`{results[0]['config']['model']}`, data `{results[0]['config']['data']}`, "
-            f"device {results[0].get('device', '?')}.\n"
+            f"device {results[0].get('device', '?')}. Rel/Gen/Loc: teacher-forced token accuracy; (greedy): the "
+            "greedy answer's token F1 / exact match against the target (Loc: against the unedited model's greedy "
+            "answer); repetition: share of 24-token greedy continuations of the edit prompts with a non-blank "
+            "token three times in a row (whitespace tokens skipped)"
+            + (
+                f" (unedited model: {extra['metrics']['repetition_unedited']:.3f})"
+                if "repetition_unedited" in extra["metrics"]
+                else ""
+            )
+            + "; ppl / unedited: perplexity on the held-out unrelated text over the unedited model's"
+            + (f" ({extra['metrics']['ppl_unedited']:.2f})" if "ppl_unedited" in extra["metrics"] else "")
+            + ".\n"
         )
         table += note
     atomic_write_text(out_dir / "table.md", table)

@@ -6,18 +6,26 @@
 - Locality: on the locality prompt + its answer, the fraction of answer positions where the
   edited model's argmax equals the unedited model's argmax.
 - Exact match (second view): greedy decoding reproduces the target tokens exactly.
+- Generation-based scores (:func:`generation_scores`, on the final model): the greedy answer
+  (as many new tokens as the reference has) scored by exact match and token F1 (multiset overlap
+  of token ids, SQuAD-style) against the target for Rel/Gen, and against the unedited model's
+  greedy answer for Loc; fluency: the repetition rate of greedy continuations after the edit
+  prompts and the perplexity on held-out unrelated text, each beside the unedited model's.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from lemoe.config import TrainConfig
 from lemoe.data import EditRequest
-from lemoe.training import SequentialEditor, prepare_eval
+from lemoe.training import SequentialEditor, encode_texts, prepare_eval
 
 
 def token_accuracy(predictions: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> list[float]:
@@ -52,22 +60,43 @@ class EvalSets:
     gen: list[dict[str, torch.Tensor]]
     loc: list[dict[str, torch.Tensor]]
     loc_reference: list[torch.Tensor]
+    requests: list[EditRequest] = field(default_factory=list)
+    unrelated: list[str] = field(default_factory=list)
+    unedited: dict = field(default_factory=dict)  # the unedited model's greedy Loc answers and fluency
 
 
 def build_eval_sets(
-    model, tokenizer, requests: list[EditRequest], layer: int, batch_size: int = 32, cache_prefix: bool = True
+    model,
+    tokenizer,
+    requests: list[EditRequest],
+    layer: int,
+    batch_size: int = 32,
+    cache_prefix: bool = True,
+    unrelated: Sequence[str] = (),
+    generation: bool = False,
 ) -> EvalSets:
-    """Encode the three views of ``requests`` and record the *unedited* model's locality argmax."""
+    """Encode the three views of ``requests`` and record the *unedited* model's locality argmax; with
+    ``generation`` also its greedy locality answers, repetition rate and perplexity on ``unrelated``."""
 
     def enc(prompts, answers):
         return prepare_eval(model, tokenizer, prompts, answers, layer, batch_size, cache_prefix)
 
     targets = [r.target for r in requests]
     loc = enc([r.locality_prompt for r in requests], [r.locality_answer for r in requests])
-    reference, _ = SequentialEditor(model, tokenizer, layer, TrainConfig(progress=False)).predict(loc)
-    return EvalSets(
-        enc([r.prompt for r in requests], targets), enc([r.rephrase for r in requests], targets), loc, reference
+    unedited = SequentialEditor(model, tokenizer, layer, TrainConfig(progress=False))
+    reference, _ = unedited.predict(loc)
+    sets = EvalSets(
+        enc([r.prompt for r in requests], targets),
+        enc([r.rephrase for r in requests], targets),
+        loc,
+        reference,
+        list(requests),
+        unrelated,
     )
+    if generation:
+        answers, _ = greedy(unedited, [r.locality_prompt for r in requests], [r.locality_answer for r in requests])
+        sets.unedited = {"loc_answers": answers, **fluency(unedited, sets)}
+    return sets
 
 
 def evaluate(editor, sets: EvalSets) -> dict[str, float]:
@@ -93,9 +122,10 @@ def exact_from_teacher_forcing(predictions: Sequence[torch.Tensor], targets: Seq
 
 @torch.no_grad()
 def greedy(
-    editor, prompts: list[str], answers: list[str], batch_size: int = 32
+    editor, prompts: list[str], answers: list[str], batch_size: int = 32, max_new_tokens: int | None = None
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """(greedy ``generate`` continuation with as many tokens as the answer, answer token ids) per example."""
+    """(greedy ``generate`` continuation, answer token ids) per example; the continuation has as many
+    tokens as the longest answer of its chunk (``max_new_tokens`` when given)."""
     tok = editor.tokenizer
     targets = [torch.tensor(tok(" " + a.strip(), add_special_tokens=False)["input_ids"]) for a in answers]
     generated = []
@@ -105,7 +135,83 @@ def greedy(
         pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         ids = torch.tensor([[pad] * (width - len(c)) + c for c in chunk], device=editor.device)
         mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in chunk], device=editor.device)
-        n_new = max(t.numel() for t in targets[start : start + batch_size])
+        n_new = max_new_tokens or max(t.numel() for t in targets[start : start + batch_size])
         out = editor.generate(ids, mask, n_new)[:, width:].cpu()
         generated.extend(out[row] for row in range(out.shape[0]))
     return generated, targets
+
+
+def token_f1(generated: torch.Tensor, target: torch.Tensor) -> float:
+    """F1 of the multiset overlap of token ids (SQuAD's token F1 on the tokenizer's tokens)."""
+    common = sum((Counter(generated.tolist()) & Counter(target.tolist())).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / generated.numel(), common / target.numel()
+    return 2 * precision * recall / (precision + recall)
+
+
+def repeats(tokens: torch.Tensor, times: int = 3, ignore: frozenset[int] = frozenset()) -> bool:
+    """Whether some token outside ``ignore`` occurs ``times`` or more times in a row ("Realms Realms Realms")."""
+    run = 1
+    values = [t for t in tokens.tolist() if t not in ignore]
+    for a, b in itertools.pairwise(values):
+        run = run + 1 if a == b else 1
+        if run >= times:
+            return True
+    return False
+
+
+CONTINUATION_TOKENS = 24
+
+
+def blank_tokens(tokenizer, ids: list[int]) -> frozenset[int]:
+    """The ids among ``ids`` that decode to whitespace only, and the pad and end ids (runs of newlines or
+    padding after an end of text are no repetition of content); none when the tokenizer cannot decode."""
+    pad = {i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None}
+    if not hasattr(tokenizer, "decode"):
+        return frozenset(pad)
+    return frozenset(pad | {i for i in ids if not tokenizer.decode([i]).strip()})
+
+
+@torch.no_grad()
+def fluency(editor, sets: EvalSets) -> dict[str, float]:
+    """Repetition rate of greedy continuations after the edit prompts (a non-blank token 3+ times in a row
+    within ``CONTINUATION_TOKENS`` new tokens, blank tokens skipped) and perplexity of ``sets.unrelated``
+    (the routing, if any, decided on each whole text)."""
+    out = {}
+    requests = sets.requests
+    if requests:
+        prompts = [r.prompt for r in requests]
+        continuations, _ = greedy(editor, prompts, ["x"] * len(prompts), max_new_tokens=CONTINUATION_TOKENS)
+        ignore = blank_tokens(editor.tokenizer, torch.cat(continuations).unique().tolist())
+        out["repetition"] = mean([float(repeats(c, ignore=ignore)) for c in continuations])
+    if sets.unrelated:
+        enc = encode_texts(editor.tokenizer, list(sets.unrelated), editor.device)
+        logits = editor.logits(enc["input_ids"], enc["attention_mask"], enc["attention_mask"])
+        keep = enc["attention_mask"][:, 1:].bool()
+        nll = torch.nn.functional.cross_entropy(logits[:, :-1][keep].float(), enc["input_ids"][:, 1:][keep])
+        out["ppl"] = math.exp(float(nll))
+    return out
+
+
+def generation_scores(editor, sets: EvalSets) -> dict[str, list[float] | float]:
+    """Per-example greedy exact match and token F1 (Rel/Gen vs the target, Loc vs the unedited model's
+    greedy answer), and the fluency numbers with their ratio to the unedited model's."""
+    out: dict[str, list[float] | float] = {}
+    requests = sets.requests
+    targets = [r.target for r in requests]
+    for key, prompts in (("rel", [r.prompt for r in requests]), ("gen", [r.rephrase for r in requests])):
+        generated, answers = greedy(editor, prompts, targets)
+        out[f"{key}_gen_em"] = exact_match(generated, answers)
+        out[f"{key}_gen_f1"] = [token_f1(g[: a.numel()], a) for g, a in zip(generated, answers, strict=True)]
+    reference = sets.unedited["loc_answers"]
+    generated, answers = greedy(editor, [r.locality_prompt for r in requests], [r.locality_answer for r in requests])
+    pairs = [(g[: a.numel()], r[: a.numel()]) for g, r, a in zip(generated, reference, answers, strict=True)]
+    out["loc_gen_em"] = [float(torch.equal(g, r)) for g, r in pairs]
+    out["loc_gen_f1"] = [token_f1(g, r) for g, r in pairs]
+    for name, value in fluency(editor, sets).items():
+        out[name] = value
+        out[f"{name}_unedited"] = sets.unedited[name]
+    if "ppl" in out:
+        out["ppl_ratio"] = out["ppl"] / out["ppl_unedited"]
+    return out

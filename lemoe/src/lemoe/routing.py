@@ -12,9 +12,11 @@ prompt is seen alone (inference, every ``generate`` step) and with its target ap
 Token-level routing (the conventional MoE adaptor the paper argues against): every token t gets
 its own gate from the FFN input, g(i|x_t) = TopK(softmax_i(k_i · W x_t)).
 
-"No expert" path (this implementation's addition, ``router.null_threshold``): an instance whose
-centred cosine similarity to every stored edit anchor ē is below a threshold gets no expert, so
-unrelated prompts run the unedited FFN.
+"No expert" paths (this implementation's addition, ``router.null_threshold``; the paper's top-1
+gate always fires): ``activation`` (the default, lemoe.adaptor, in the style of WISE's
+activation-based routing), ``calibrated`` (below: an instance whose centred cosine similarity to
+every stored edit anchor ē is below a threshold gets no expert) and the ``subject`` heuristic
+(lemoe.subjects).
 """
 
 from __future__ import annotations

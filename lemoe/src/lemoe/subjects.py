@@ -1,4 +1,4 @@
-"""Subject mentions: which stored edit subject a prompt names, and where.
+"""Subject mentions (a heuristic): which stored edit subject string a prompt names, and where.
 
 Two LEMoE options read the subject of an edit (ZsRE and CounterFact records carry one):
 
@@ -20,13 +20,15 @@ PAD = -1
 
 
 def subject_token_variants(tokenizer, subject: str) -> list[list[int]]:
-    """Token ids of ``subject`` as it can appear in a prompt: after a space or not, first letter as given or upper-case.
+    """Token ids of ``subject`` as it can appear in a prompt: after a space or not, and case-folded: as
+    given, first letter upper-case, all lower-case, all upper-case, title case.
 
     Byte-level BPE tokenisers give a word different ids at the start of a text and after a
-    space (``Paris`` vs ``ĠParis``), so each spelling is stored.
+    space (``Paris`` vs ``ĠParis``), so each spelling is stored. This is a heuristic: a hyphenated,
+    misspelled or BPE-merged mention ("(APA-56)?") is still missed.
     """
     subject = subject.strip()
-    spellings = {subject, subject[:1].upper() + subject[1:]}
+    spellings = {subject, subject[:1].upper() + subject[1:], subject.lower(), subject.upper(), subject.title()}
     variants = []
     for text in sorted(spellings):
         for prefix in ("", " "):

@@ -88,16 +88,17 @@ def supports_prefix_cache(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def layer_input(model: nn.Module, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Hidden states entering decoder layer ``layer`` (the forward stops there)."""
-    base, attr = decoder_base(model)
+def module_input(
+    model: nn.Module, module: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """The first input of ``module`` (a submodule of ``model``) on this forward, which stops there."""
     captured = {}
 
     def grab(_module, args, kwargs):
         captured["h"] = args[0] if args else kwargs["hidden_states"]
         raise _StopForward
 
-    handle = getattr(base, attr)[layer].register_forward_pre_hook(grab, with_kwargs=True)
+    handle = module.register_forward_pre_hook(grab, with_kwargs=True)
     try:
         model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
     except _StopForward:
@@ -105,6 +106,23 @@ def layer_input(model: nn.Module, layer: int, input_ids: torch.Tensor, attention
     finally:
         handle.remove()
     return captured["h"]
+
+
+def layer_input(model: nn.Module, layer: int, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Hidden states entering decoder layer ``layer`` (the forward stops there)."""
+    base, attr = decoder_base(model)
+    return module_input(model, getattr(base, attr)[layer], input_ids, attention_mask)
+
+
+def encode_texts(tokenizer, texts: list[str], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Tokenise whole texts, right-padded: ``input_ids`` and ``attention_mask``."""
+    rows = [tokenizer(t, add_special_tokens=True)["input_ids"] for t in texts]
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return {
+        "input_ids": torch.tensor([r + [pad] * (width - len(r)) for r in rows], device=device),
+        "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows], device=device),
+    }
 
 
 @contextmanager
@@ -203,6 +221,10 @@ class SequentialEditor:
     def _extra_loss(self) -> torch.Tensor | None:
         return None
 
+    def _converged(self) -> bool:
+        """Whether the batch may stop early once the NLL is below ``early_stop_loss``."""
+        return True
+
     @contextmanager
     def _routing(
         self,
@@ -259,12 +281,18 @@ class SequentialEditor:
             loss_value = float(nll.detach())
             bar.update(1)
             bar.set_postfix(nll=f"{loss_value:.4f}")
-            if loss_value < self.train_cfg.early_stop_loss:
+            if loss_value < self.train_cfg.early_stop_loss and self._converged():
                 break
         bar.close()
         self._end_batch()
         self.model.train(was_training)
-        record = {"batch": len(self.history) + 1, "edits": len(requests), "steps": steps, "nll": loss_value}
+        record = {
+            "batch": len(self.history) + 1,
+            "edits": len(requests),
+            "sequences": len(train_requests),
+            "steps": steps,
+            "nll": loss_value,
+        }
         self.history.append(record)
         return record
 
