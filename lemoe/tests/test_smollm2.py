@@ -69,6 +69,7 @@ def test_tiny_install_check_is_deterministic_and_writes_only_its_output_dir(tmp_
         "lemoe.json",
         "lemoe_gate_none.json",
         "lemoe_gate_calibrated.json",
+        "lemoe_gate_subject.json",
         "ft_l.json",
     }
     assert rows[0]["lemoe.json"]["rel"] == 1.0
