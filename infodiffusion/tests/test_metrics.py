@@ -9,7 +9,6 @@ from infodiffusion.metrics import (
     dist_1,
     div_4,
     evaluate_candidates,
-    greedy_match_f1,
     mbr_select,
     rouge_l,
     self_bleu,
@@ -44,13 +43,6 @@ def test_mbr_picks_the_consensus_candidate():
         mbr_select([])
 
 
-def test_greedy_match_hand_computed():
-    cand = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
-    ref = torch.tensor([[3.0, 0.0]])
-    # recall: ref token matches cand 0 (cos 1) -> 1; precision: cand 0 -> 1, cand 1 -> 0 -> 0.5
-    assert greedy_match_f1(cand, ref) == pytest.approx(2 * 0.5 * 1 / 1.5)
-
-
 def test_evaluate_candidates_uses_mbr_pick_and_names_short_sources():
     cands = [["x y z w", "a b c d", "a b c d"], ["e f g h", "e f g h", "e f g h"]]
     metrics = evaluate_candidates(cands, ["a b c d", "e f g h"], None, n_quality=3, n_diversity=2)
@@ -60,14 +52,38 @@ def test_evaluate_candidates_uses_mbr_pick_and_names_short_sources():
         evaluate_candidates([["a", "b", "c"], ["a"]], ["a", "b"], None, n_quality=3, n_diversity=2)
 
 
-def test_bertscore_with_embedded_minilm():
+def _hand_bertscore(hypothesis, reference, layer):
+    """Eq. 1-3 of Zhang et al. (2020) as the authors' code computes them: layer-``layer``
+    WordPiece embeddings of the MiniLM, cosine similarities, greedy max each way over all tokens
+    ([CLS]/[SEP] can be matched) but averaged over the real tokens only (their weight is 0), F1."""
+    from shared_utils.models import load_encoder
+
+    model, tokenizer = load_encoder("minilm-l6")
+    vectors = []
+    for text in (hypothesis, reference):
+        batch = tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**batch, output_hidden_states=True).hidden_states[layer][0]
+        vectors.append(torch.nn.functional.normalize(hidden, dim=-1))
+    sim = vectors[1] @ vectors[0].t()
+    recall, precision = sim.max(1).values[1:-1].mean(), sim.max(0).values[1:-1].mean()
+    return float(2 * precision * recall / (precision + recall))
+
+
+@pytest.mark.slow
+def test_bertscore_is_the_bert_score_library_on_the_embedded_minilm():
+    """The ``bert-score`` library on the local MiniLM folder gives what the paper's equations give
+    at the chosen layer (a wrong layer, [CLS]/[SEP] kept or IDF on would each move it)."""
+    ref = "the red car was sold in paris ."
+    hyps = ["the red car was bought in paris .", "quantum chromodynamics lattice", ref]
     scorer = BertScorer("minilm-l6", layer=6)
-    same = scorer.f1(["the red car was sold in paris ."], ["the red car was sold in paris ."])
-    assert same == pytest.approx(1.0, abs=1e-5)
-    close, far = (
-        scorer.f1([h], ["the red car was sold in paris ."])
-        for h in ("the red car was bought in paris .", "quantum chromodynamics lattice")
-    )
-    assert 0 < far < close < 1
+    scores = [scorer.f1([h], [ref]) for h in hyps]
+    for hyp, score in zip(hyps, scores):
+        assert score == pytest.approx(_hand_bertscore(hyp, ref, 6), abs=1e-5)
+    assert scores[2] == pytest.approx(1.0, abs=1e-5) and 0 < scores[1] < scores[0] < 1
+    # a pinned value (bert-score 0.3.13, all-MiniLM-L6-v2 layer 6), so a silent change shows
+    assert scorer.f1(["the cat sat on the mat"], ["a dog lay on a rug"]) == pytest.approx(0.50345, abs=1e-4)
+    shallow = BertScorer("minilm-l6", layer=3).f1(hyps[:1], [ref])
+    assert shallow == pytest.approx(_hand_bertscore(hyps[0], ref, 3), abs=1e-5) and shallow != pytest.approx(scores[0])
     with pytest.raises(ValueError, match="bertscore_layer"):
         BertScorer("minilm-l6", layer=9)

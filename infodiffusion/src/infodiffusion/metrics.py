@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
 from nltk.util import ngrams
 from rouge_score import rouge_scorer
@@ -75,56 +74,37 @@ def mbr_select(candidates: Sequence[str]) -> int:
     return int(np.argmax(scores))
 
 
-def greedy_match_f1(cand: torch.Tensor, ref: torch.Tensor) -> float:
-    """BERTScore F1 from token embeddings (Zhang et al. 2020, Eq. 1-3 without IDF)."""
-    if len(cand) == 0 or len(ref) == 0:
-        return 0.0
-    cand = torch.nn.functional.normalize(cand.float(), dim=-1)
-    ref = torch.nn.functional.normalize(ref.float(), dim=-1)
-    sim = ref @ cand.t()
-    recall = sim.max(1).values.mean()
-    precision = sim.max(0).values.mean()
-    return float(2 * precision * recall / (precision + recall))
-
-
 class BertScorer:
-    """BERTScore F1 with a local encoder (default the embedded MiniLM-L6, last layer).
+    """BERTScore F1 (Zhang et al. 2020, Eq. 1-3: greedy cosine matching of contextual token
+    embeddings, no IDF, no baseline rescaling) computed by the ``bert-score`` library.
 
-    Tokens are the encoder's WordPieces without [CLS]/[SEP]; IDF weighting off; no baseline
-    rescaling (so values are not comparable to rescaled published numbers).
+    ``model`` is an embedded alias (default the all-MiniLM-L6-v2 that ships with the
+    repository), a local folder or a hub id (e.g. ``roberta-large`` with ``layer`` 17, its
+    ``bert-score`` default, when the user has it cached). The alias is resolved to its folder
+    through ``shared_utils.models`` and handed to ``bert_score.BERTScorer`` with an explicit
+    ``num_layers``, so no network is needed. Values are comparable with published BERTScore
+    numbers only for the same encoder and layer.
     """
 
     def __init__(self, model: str = "minilm-l6", layer: int = 6, device: str = "cpu", batch_size: int = 64):
-        from shared_utils.models import load_encoder
+        from bert_score import BERTScorer
+        from transformers import AutoConfig
 
-        self.model, self.tokenizer = load_encoder(model, device=device)
-        self.model.eval()
-        n_layers = self.model.config.num_hidden_layers
+        from shared_utils.models import resolve_model
+
+        resolved = resolve_model(model)
+        target = str(resolved.path) if resolved.is_local else resolved.name
+        n_layers = AutoConfig.from_pretrained(target).num_hidden_layers
         if not 1 <= layer <= n_layers:
-            raise ConfigError(f"eval.bertscore_layer must be in [1, {n_layers}], got {layer}")
-        self.layer, self.device, self.batch_size = layer, device, batch_size
-
-    @torch.no_grad()
-    def embed(self, texts: Sequence[str]) -> list[torch.Tensor]:
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            batch = self.tokenizer(
-                list(texts[start : start + self.batch_size]),
-                return_tensors="pt",
-                padding=True,
-                truncation=True,
-                max_length=256,
-            ).to(self.device)
-            hidden = self.model(**batch, output_hidden_states=True).hidden_states[self.layer]
-            lengths = batch["attention_mask"].sum(1)
-            for h, n in zip(hidden, lengths.tolist()):
-                out.append(h[1 : n - 1].cpu())
-        return out
+            raise ConfigError(f"eval.bertscore_layer must be in [1, {n_layers}] for {model}, got {layer}")
+        self.layer = layer
+        self._scorer = BERTScorer(model_type=target, num_layers=layer, batch_size=batch_size, device=device)
 
     def f1(self, hypotheses: Sequence[str], references: Sequence[str]) -> float:
+        """Mean BERTScore F1 of each hypothesis against its reference."""
         _check_lengths(hypotheses, references)
-        hyp, ref = self.embed(hypotheses), self.embed(references)
-        return float(np.mean([greedy_match_f1(h, r) for h, r in zip(hyp, ref)]))
+        _, _, f1 = self._scorer.score(list(hypotheses), list(references))
+        return float(f1.mean())
 
 
 def _check_lengths(hypotheses: Sequence[str], references: Sequence[str]) -> None:
