@@ -27,6 +27,10 @@ class CharTokenizer:
     def __call__(self, text, add_special_tokens=True):
         return {"input_ids": [3 + (ord(c) % (VOCAB - 3)) for c in text]}
 
+    def decode(self, ids, skip_special_tokens=False):
+        """Lossy (ids are characters modulo the vocabulary): one letter per non-special id."""
+        return "".join(chr(ord("a") + (int(i) % 26)) for i in ids if int(i) > 2)
+
 
 def tiny_model(kind: str, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)

@@ -100,3 +100,33 @@ def test_cli_rejects_unknown_option_by_name(capsys):
     err = capsys.readouterr().err
     assert err.startswith("lemoe: error: unknown option(s) for RouterConfig: lemoe.router.top_kk.")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_headline_row_runs_on_records_without_a_subject(tmp_path, monkeypatch):
+    monkeypatch.setattr(experiment, "load_model", lambda name, device: (tiny_model("llama"), TOKENIZER))
+    data = tmp_path / "edits.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "prompt": f"q{c} is",
+                    "target": c,
+                    "rephrase": f"q{c} be",
+                    "locality_prompt": "z",
+                    "locality_answer": "y",
+                }
+            )
+            for c in "ab"
+        )
+    )
+    cfg = ExperimentConfig(
+        model="tiny", data=str(data), num_edits=2, batch_size=1, methods=["lemoe"], output_dir=str(tmp_path / "o")
+    )
+    assert cfg.lemoe.router.null_threshold == "activation"  # the default, headline gate
+    cfg.lemoe.adaptor.layer, cfg.lemoe.adaptor.expert_width, cfg.lemoe.router.dim = 1, 16, 8
+    cfg.lemoe.train.max_steps, cfg.lemoe.train.progress, cfg.plan.embedder = 5, False, "model"
+    experiment.run_experiment(cfg)
+    row = json.loads((tmp_path / "o" / "lemoe.json").read_text())
+    assert row["gate"] == "activation" and "subject" not in row["label"]
+    # the subject-string view is left out (no subjects), the two other gates are scored on the same experts
+    assert {p.stem for p in (tmp_path / "o").glob("*.json")} == {"lemoe", "lemoe_gate_none", "lemoe_gate_calibrated"}

@@ -26,7 +26,13 @@ class DataError(RecordError):
 
 @dataclass(frozen=True)
 class EditRequest:
-    """One edit: make ``prompt`` continue with ``target``; scored also on ``rephrase`` and locality."""
+    """One edit: make ``prompt`` continue with ``target``; scored also on ``rephrase`` and locality.
+
+    Locality comes in three kinds (each scored apart): ``locality_*``, the data set's own probe
+    (ZsRE: an unrelated NQ question; CounterFact: a neighbourhood prompt; built-in: an unrelated
+    fact); ``neighbourhood_*``, the same relation for another subject; ``same_subject_*``, the same
+    subject under another relation. The last two are optional (empty: not scored for this edit).
+    """
 
     prompt: str
     target: str
@@ -34,6 +40,10 @@ class EditRequest:
     locality_prompt: str = ""
     locality_answer: str = ""
     subject: str = ""
+    neighbourhood_prompt: str = ""
+    neighbourhood_answer: str = ""
+    same_subject_prompt: str = ""
+    same_subject_answer: str = ""
 
 
 FIELDS = {
@@ -52,6 +62,9 @@ FIELDS = {
         "locality_prompt": "locality_prompt",
         "locality_answer": "locality_ground_truth",
         "subject": "subject",
+        # CounterFact's locality prompts are neighbourhood prompts (same relation, another subject)
+        "neighbourhood_prompt": "locality_prompt",
+        "neighbourhood_answer": "locality_ground_truth",
     },
     "jsonl": {
         "prompt": "prompt",
@@ -60,6 +73,10 @@ FIELDS = {
         "locality_prompt": "locality_prompt",
         "locality_answer": "locality_answer",
         "subject": "subject",
+        "neighbourhood_prompt": "neighbourhood_prompt",
+        "neighbourhood_answer": "neighbourhood_answer",
+        "same_subject_prompt": "same_subject_prompt",
+        "same_subject_answer": "same_subject_answer",
     },
 }
 REQUIRED = ("prompt", "target", "rephrase", "locality_prompt", "locality_answer")

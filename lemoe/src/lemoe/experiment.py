@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor
-from lemoe.config import METHODS, ExperimentConfig
+from lemoe.config import METHODS, ExperimentConfig, TrainConfig
 from lemoe.data import EditRequest, load_edits, unrelated_text
 from lemoe.editor import LEMoEEditor
 from lemoe.metrics import (
@@ -28,6 +28,8 @@ from lemoe.metrics import (
     token_accuracy,
 )
 from lemoe.planning import embed_requests, plan_batches
+from lemoe.probes import with_builtin_probes
+from lemoe.training import SequentialEditor
 from shared_utils.atomic import atomic_write_text, save_figure
 from shared_utils.config import config_to_dict, dump_config
 from shared_utils.errors import ConfigError
@@ -73,6 +75,8 @@ def per_example(editor, sets: EvalSets, generation: bool = False) -> dict[str, l
         out[key], out[f"{key}_em"] = token_accuracy(p, t), exact_from_teacher_forcing(p, t)
     p, _ = editor.predict(sets.loc)
     out["loc"] = token_accuracy(p, sets.loc_reference)
+    for name, (batches, reference) in sets.probes.items():
+        out[name] = token_accuracy(editor.predict(batches)[0], reference)
     return out
 
 
@@ -231,6 +235,9 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
 def prepare_run(run: int, data: list[EditRequest], base_model, tokenizer, cfg: ExperimentConfig):
     """(index of each request, eval sets, {order: batches}) of run ``run``'s slice of the data."""
     requests = data[run * cfg.num_edits : (run + 1) * cfg.num_edits]
+    if cfg.data == "builtin":
+        unedited = SequentialEditor(base_model, tokenizer, cfg.lemoe.adaptor.layer, TrainConfig(progress=False))
+        requests = with_builtin_probes(requests, unedited)
     index = {id(r): i for i, r in enumerate(requests)}
     log.info("run %d/%d: %d edits, batches of %d", run + 1, cfg.num_runs, len(requests), cfg.batch_size)
     sets = build_eval_sets(
@@ -342,6 +349,8 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
         "metrics.rel": "Rel",
         "metrics.gen": "Gen",
         "metrics.loc": "Loc",
+        "metrics.loc_nbhd": "Loc nbhd",
+        "metrics.loc_same": "Loc same-subj",
         "metrics.avg": "Avg",
         "metrics.rel_gen_f1": "Rel F1 (greedy)",
         "metrics.gen_gen_f1": "Gen F1 (greedy)",
@@ -356,7 +365,14 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
         results,
         columns,
         digits=3,
-        bold_best={"metrics.rel": "max", "metrics.gen": "max", "metrics.loc": "max", "metrics.avg": "max"},
+        bold_best={
+            "metrics.rel": "max",
+            "metrics.gen": "max",
+            "metrics.loc": "max",
+            "metrics.avg": "max",
+            "metrics.loc_nbhd": "max",
+            "metrics.loc_same": "max",
+        },
     )
     if results:
         extra = results[0]
@@ -364,7 +380,9 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
             f"\n\nT = {extra['num_edits']} sequential edits in batches of {extra['batch_size']}, "
             f"metrics on the final model, averaged over {extra['num_runs']} run(s); model "
             f"`{results[0]['config']['model']}`, data `{results[0]['config']['data']}`, "
-            f"device {results[0].get('device', '?')}. Rel/Gen/Loc: teacher-forced token accuracy; (greedy): the "
+            f"device {results[0].get('device', '?')}. Rel/Gen/Loc: teacher-forced token accuracy; Loc is the "
+            "data set's own locality probe, Loc nbhd the same relation for another subject, Loc same-subj the "
+            "same subject under another relation (lemoe.probes; blank: the data has none); (greedy): the "
             "greedy answer's token F1 / exact match against the target (Loc: against the unedited model's greedy "
             "answer); repetition: share of 24-token greedy continuations of the edit prompts with a non-blank "
             "token three times in a row (whitespace tokens skipped)"

@@ -4,7 +4,10 @@
   prompt / its paraphrase: at each target position, is the argmax the target token; averaged
   over the target tokens of an example, then over examples.
 - Locality: on the locality prompt + its answer, the fraction of answer positions where the
-  edited model's argmax equals the unedited model's argmax.
+  edited model's argmax equals the unedited model's argmax. Scored apart for each kind of probe
+  (``PROBES``): the data set's own (``loc``), neighbourhood (``loc_nbhd``: same relation, another
+  subject) and same subject, another relation (``loc_same``), the last two over the edits that
+  have such a probe.
 - Exact match (second view): greedy decoding reproduces the target tokens exactly.
 - Generation-based scores (:func:`generation_scores`, on the final model): the greedy answer
   (as many new tokens as the reference has) scored by exact match and token F1 (multiset overlap
@@ -63,6 +66,11 @@ class EvalSets:
     requests: list[EditRequest] = field(default_factory=list)
     unrelated: list[str] = field(default_factory=list)
     unedited: dict = field(default_factory=dict)  # the unedited model's greedy Loc answers and fluency
+    # metric name -> (encoded probe batches, the unedited model's argmax) for the extra locality kinds
+    probes: dict[str, tuple[list[dict[str, torch.Tensor]], list[torch.Tensor]]] = field(default_factory=dict)
+
+
+PROBES = {"loc_nbhd": "neighbourhood", "loc_same": "same_subject"}  # metric -> EditRequest field prefix
 
 
 def build_eval_sets(
@@ -93,6 +101,13 @@ def build_eval_sets(
         list(requests),
         unrelated,
     )
+    for name, kind in PROBES.items():
+        having = [r for r in requests if getattr(r, f"{kind}_prompt")]
+        if having:
+            batches = enc(
+                [getattr(r, f"{kind}_prompt") for r in having], [getattr(r, f"{kind}_answer") for r in having]
+            )
+            sets.probes[name] = (batches, unedited.predict(batches)[0])
     if generation:
         answers, _ = greedy(unedited, [r.locality_prompt for r in requests], [r.locality_answer for r in requests])
         sets.unedited = {"loc_answers": answers, **fluency(unedited, sets)}
