@@ -172,16 +172,24 @@ def test_reproduce_writes_under_output_dir_and_no_readme_by_default(tmp_path, mo
     calls = []
     monkeypatch.setattr(infodiffusion.reproduce, "reproduce", lambda *args: calls.append(args) or "table")
     assert main(["reproduce", "--output_dir", str(tmp_path / "out")]) == 0
-    _, results, runs, readme, rows, reuse = calls[-1]
+    _, results, runs, readme, rows, reuse, seeds = calls[-1]
     assert (results, runs, readme, rows, reuse) == (tmp_path / "out" / "results", tmp_path / "out", None, None, False)
+    assert seeds == (0, 1, 2)
     readme_path = tmp_path / "README.md"
-    assert main(["reproduce", "--results", "R", "--runs", "S", "--readme", str(readme_path), "--rows", "diffuseq"]) == 0
+    argv = ["reproduce", "--results", "R", "--runs", "S", "--readme", str(readme_path), "--rows", "diffuseq"]
+    assert main([*argv, "--seeds", "3,1"]) == 0
     assert [str(p) for p in calls[-1][1:4]] == ["R", "S", str(readme_path)] and calls[-1][4] == ["diffuseq"]
+    assert calls[-1][6] == (3, 1)
+    assert main([*argv, "--aggregate-only"]) == 0 and calls[-1][6] == ()
 
 
 def test_reproduce_refuses_unknown_rows_and_a_missing_readme(tmp_path, capsys, no_tokenizer):
     assert main(["reproduce", "--output_dir", str(tmp_path), "--rows", "diffuseq,nosuch"]) == 2
-    _one_line_error(capsys, "nosuch", "info_no_selfcond")
+    _one_line_error(capsys, "nosuch", "linear_selfcond")
+    assert main(["reproduce", "--output_dir", str(tmp_path), "--seeds", "0,x"]) == 2
+    _one_line_error(capsys, "--seeds", "0,x")
+    assert main(["reproduce", "--output_dir", str(tmp_path), "--seeds", "1,1"]) == 2
+    _one_line_error(capsys, "--seeds", "distinct")
     assert main(["reproduce", "--output_dir", str(tmp_path), "--readme", str(tmp_path / "README.md")]) == 2
     _one_line_error(capsys, "--readme", "README.md")
     assert not any(tmp_path.iterdir())
@@ -198,14 +206,42 @@ def test_a_config_built_in_python_checks_its_choices():
 
 
 @pytest.mark.slow
-def test_tiny_reproduce_writes_only_under_output_dir_and_repeats_its_numbers(tmp_path, monkeypatch):
+def test_tiny_reproduce_writes_only_under_output_dir_repeats_its_numbers_and_skips_done_parts(
+    tmp_path, monkeypatch, capsys
+):
     monkeypatch.chdir(tmp_path)
-    assert main(["reproduce", "--config", "tiny", "--output_dir", "a"]) == 0
+    assert main(["reproduce", "--config", "tiny", "--output_dir", "a", "--seeds", "0,1"]) == 0
     results = tmp_path / "a" / "results"
-    rows = {p.stem: json.loads(p.read_text()) for p in results.glob("*.json")}
-    assert sorted(rows) == sorted(infodiffusion.reproduce.ROWS)
+    parts = {p.name: json.loads(p.read_text()) for p in results.glob("*.seed*.json")}
+    assert sorted(parts) == sorted(f"{row}.seed{s}.json" for row in infodiffusion.reproduce.ROWS for s in (0, 1))
+    assert {(p["row"], p["seed"], p["config"]["seed"]) for p in parts.values()} == {
+        (row, s, s) for row in infodiffusion.reproduce.ROWS for s in (0, 1)
+    }
+    summary = json.loads((results / "summary.json").read_text())["rows"]
+    info = next(e for e in summary if e["row"] == "infodiffusion")
+    bleus = [parts[f"infodiffusion.seed{s}.json"]["metrics"]["bleu"] for s in (0, 1)]
+    assert info["seeds"] == [0, 1] and info["metrics"]["bleu"]["mean"] == pytest.approx(sum(bleus) / 2)
+    assert info["metrics"]["bleu"]["ci95"] == pytest.approx(12.706 * abs(bleus[0] - bleus[1]) / 2)
     assert (results / "table.md").is_file() and (results / "bleu_vs_steps.png").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
-    assert main(["reproduce", "--config", "tiny", "--output_dir", "b", "--rows", "infodiffusion"]) == 0
-    again = json.loads((tmp_path / "b" / "results" / "infodiffusion.json").read_text())
-    assert again["metrics"] == rows["infodiffusion"]["metrics"]
+    # a second part: the done (row, seed) files are skipped (not rewritten), seed 2 is added
+    before = {name: (results / name).stat().st_mtime_ns for name in parts}
+    assert main(["reproduce", "--config", "tiny", "--output_dir", "a", "--seeds", "1,2", "--rows", "info"]) == 0
+    assert all((results / name).stat().st_mtime_ns == t for name, t in before.items())
+    summary = json.loads((results / "summary.json").read_text())["rows"]
+    assert next(e for e in summary if e["row"] == "info")["seeds"] == [0, 1, 2]
+    assert "| info schedule | 3 |" in (results / "table.md").read_text()
+    assert main(["reproduce", "--config", "tiny", "--output_dir", "b", "--rows", "infodiffusion", "--seeds", "1"]) == 0
+    again = json.loads((tmp_path / "b" / "results" / "infodiffusion.seed1.json").read_text())
+    assert again["metrics"] == parts["infodiffusion.seed1.json"]["metrics"]
+    # a part trained with other settings is not mixed in: it is written, then aggregation is refused naming it
+    lr = ["--train.lr", "0.01"]
+    assert (
+        main(["reproduce", "--config", "tiny", "--output_dir", "b", "--rows", "infodiffusion", "--seeds", "2", *lr])
+        == 2
+    )
+    stale = json.loads((tmp_path / "b" / "results" / "infodiffusion.seed2.json").read_text())
+    assert stale["config"]["train"]["lr"] == 0.01
+    capsys.readouterr()
+    assert main(["reproduce", "--config", "tiny", "--output_dir", "b", "--aggregate-only"]) == 2
+    _one_line_error(capsys, "infodiffusion.seed2.json", "other settings")

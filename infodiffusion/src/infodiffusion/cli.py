@@ -15,6 +15,7 @@ from pathlib import Path
 
 from infodiffusion import __version__
 from infodiffusion.config import InfoDiffusionConfig
+from infodiffusion.reproduce import SEEDS
 from shared_utils.cli import run_cli
 
 PACKAGE = "infodiffusion"
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         "eval": "score a samples.jsonl (six metrics with MBR)",
         "bench": "training steps/s, sampling samples/s and reverse steps to 95 percent of the final BLEU: "
         "info vs sqrt schedule",
-        "reproduce": "the four-row default reproduction (runs in --runs, results JSON in --results)",
+        "reproduce": "the five rows x seeds of the default reproduction (runs in --runs, results JSON in --results)",
     }
     for name, help_text in commands.items():
         p = sub.add_parser(
@@ -52,6 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--results", help="results folder (default: <runs>/results)")
             p.add_argument("--readme", help="README whose results table to regenerate (default: none)")
             p.add_argument("--rows", default="", help="comma-separated subset of rows")
+            p.add_argument(
+                "--seeds",
+                default=",".join(map(str, SEEDS)),
+                help="comma-separated seeds to run (a (row, seed) already in --results with the same settings is "
+                "skipped); all parts in --results are then aggregated",
+            )
+            p.add_argument("--aggregate-only", action="store_true", help="only aggregate the parts in --results")
             p.add_argument(
                 "--reuse-runs",
                 action="store_true",
@@ -116,8 +124,21 @@ def _main(argv: list[str] | None) -> int:
         from infodiffusion.reproduce import reproduce
 
         rows = [r for r in args.rows.split(",") if r] or None
+        seeds = () if args.aggregate_only else _seeds(args.seeds)
         runs = Path(args.runs or cfg.output_dir)
         results = Path(args.results) if args.results else runs / "results"
         readme = Path(args.readme) if args.readme else None
-        print(reproduce(cfg, results, runs, readme, rows, args.reuse_runs))
+        print(reproduce(cfg, results, runs, readme, rows, args.reuse_runs, seeds))
     return 0
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    from shared_utils.errors import ConfigError
+
+    try:
+        seeds = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers, got {text!r}") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: expected distinct comma-separated integers, got {text!r}")
+    return seeds
