@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semantic_peft.builtin_facts import UNRELATED_PROBES, builtin_facts
+from semantic_peft.builtin_facts import NEIGHBOURHOOD_PROBES, UNRELATED_PROBES, builtin_facts
 
 torch.set_num_threads(1)  # tiny models: threads only fight over the shared cores
 
@@ -37,7 +37,8 @@ def _word_tokenizer():
 
     words: dict[str, None] = {}
     texts = [t for n in (1, 2, 25, 30) for f in builtin_facts(n, 0) for t in (f.prompt, f.target, *f.paraphrases)]
-    texts += [t for probe in UNRELATED_PROBES for t in probe] + EXTRA_WORDS
+    probes = [*UNRELATED_PROBES, *(p for per_relation in NEIGHBOURHOOD_PROBES.values() for p in per_relation)]
+    texts += [t for probe in probes for t in probe] + EXTRA_WORDS
     for text in texts:
         for word, _ in pre_tokenizers.WhitespaceSplit().pre_tokenize_str(text):
             words.setdefault(word, None)

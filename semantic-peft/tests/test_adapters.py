@@ -102,7 +102,7 @@ def test_merge_and_unload_matches(method, tokenizer, facts, make_llama):
     merged = merge(model)
     assert type(merged).__name__ == "LlamaForCausalLM"
     assert not any("lora" in n or "ia3" in n for n, _ in merged.named_parameters())
-    torch.testing.assert_close(forward(merged, enc)[0], expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(forward(merged, enc)[0], expected, atol=1e-4, rtol=1e-4)
 
 
 def test_prompt_tuning_cannot_merge(make_llama):

@@ -42,7 +42,6 @@ def test_default_config_and_rows_resolve_by_name():
         "lora_reweight",
         "lora_filter_reweight",
         "full_ft",
-        "lora_reweight_linear",
     ]
     paper_base, paper_rows = read_rows("paper/reproduce")
     paper = load_config(ExperimentConfig, paper_base)
@@ -209,20 +208,26 @@ def test_train_and_eval_end_to_end(tmp_path, tokenizer, make_llama):
 def test_table_is_generated_from_results(tmp_path):
     from shared_utils.results import write_results
 
-    write_results(tmp_path / "00_base.json", {"train_em": 0.0, "locality": 1.0}, extra={"label": "Base", "facts": 3})
-    write_results(
-        tmp_path / "01_lora.json",
-        {"train_em": 0.5, "train_em_trained": 0.5, "locality": 0.75},
-        extra={"label": "LoRA", "facts": 3},
-    )
+    for seed, (em, locality) in enumerate([(0.5, 0.75), (0.7, 0.25)]):
+        folder = tmp_path / f"seed_{seed}"
+        write_results(folder / "00_base.json", {"train_em": 0.0, "locality_unrelated": 1.0}, extra={"label": "Base"})
+        write_results(
+            folder / "01_lora.json",
+            {"train_em": em, "train_em_trained": em, "locality_unrelated": locality, "trained_facts": 3},
+            extra={"label": "LoRA", "facts": 3},
+        )
     readme = tmp_path / "README.md"
     readme.write_text("x\n<!-- results:start -->\nold\n<!-- results:end -->\ny\n")
     write_table(tmp_path)
     assert "old" in readme.read_text()  # a README changes only when it is named
     write_table(tmp_path, readme)
     table = (tmp_path / "table.md").read_text()
-    assert "| Base | – | – | 0.000 |" in table and "| LoRA | – | **0.500** | **0.500** |" in table
+    # two seeds: mean ± t(0.975, 1) * sd / sqrt(2) = 0.6 ± 12.706 * 0.1 = 0.6 ± 1.271
+    assert "| Base | – | – | 0.000 |" in table and "| LoRA | 3 | **0.600 ± 1.271** | **0.600 ± 1.271** |" in table
+    assert "**0.500 ± 3.176**" in table and "2 seed(s) (seed_0, seed_1)" in table
     assert "old" not in readme.read_text() and "| LoRA |" in readme.read_text()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary[1]["values"]["train_em"] == [0.5, 0.7] and summary[1]["seeds"] == ["seed_0", "seed_1"]
 
 
 def test_reproduction_rows_errors_and_overrides(tmp_path):
@@ -262,9 +267,17 @@ def test_each_row_is_written_when_it_finishes(tmp_path, tokenizer, make_llama, m
     with pytest.raises(KeyboardInterrupt):
         reproduction.reproduce(rows, out)
     assert runs == ["a", "b"]
-    assert sorted(p.name for p in out.glob("*.json")) == ["00_base.json", "01_a.json"]
-    row_a = json.loads((out / "01_a.json").read_text())
+    assert sorted(p.name for p in (out / "seed_0").glob("*.json")) == ["00_base.json", "01_a.json"]
+    row_a = json.loads((out / "seed_0" / "01_a.json").read_text())
     assert row_a["row"] == "a" and row_a["metrics"]["optimizer_steps"] == 1 and row_a["train_time_s"] > 0
+    monkeypatch.setattr(
+        reproduction, "run_experiment", lambda config, *a, **k: runs.append(config.name) or real_run(config, *a, **k)
+    )
+    reproduction.reproduce(rows, out)  # resumes: row a (same commit) is not run again
+    assert runs == ["a", "b", "b"]
+    reproduction.reproduce(rows, out, ["--seed", "1"], only=["a"])  # another seed is a part of its own
+    assert runs[-1] == "a" and (out / "seed_1" / "01_a.json").is_file()
+    assert "2 seed(s)" in (out / "table.md").read_text()
 
 
 def test_tiny_config_is_the_default_cut_down():

@@ -4,7 +4,7 @@ import logging
 import pytest
 
 from semantic_peft.builtin_facts import RELATIONS, builtin_facts
-from semantic_peft.data import RecordError, encode_pairs, load_facts, parse_facts, unrelated_pairs
+from semantic_peft.data import RecordError, drift_probe_pairs, encode_pairs, load_facts, parse_facts, probe_pairs
 
 
 def test_builtin_facts_are_many_unique_and_deterministic():
@@ -15,7 +15,26 @@ def test_builtin_facts_are_many_unique_and_deterministic():
     assert all(f.subject in f.prompt and all(f.subject in p for p in f.paraphrases) for f in facts)
     assert [(f.prompt, f.target) for f in facts] == [(f.prompt, f.target) for f in builtin_facts(25, 0)]
     assert [f.target for f in facts] != [f.target for f in builtin_facts(25, 1)]
-    assert len(unrelated_pairs(facts)) == 24
+    unrelated, neighbourhood = probe_pairs(facts, "unrelated"), probe_pairs(facts, "neighbourhood")
+    assert (len(unrelated), len(neighbourhood)) == (64, 64)  # >= 100 locality probes, the two kinds apart
+    assert not {p for p, _ in unrelated} & {p for p, _ in neighbourhood}
+
+
+def test_neighbourhood_probes_use_the_fact_template_with_another_subject():
+    facts = builtin_facts(per_relation=25, seed=0)
+    for fact in facts:
+        template = RELATIONS[fact.relation][0]
+        head, tail = template.split("{")[0], template.split("}")[1]
+        (probe,) = fact.neighbourhood
+        assert probe.prompt.startswith(head) and probe.prompt.endswith(tail) and fact.subject not in probe.prompt
+        assert not any(u.prompt.startswith(head) and u.prompt.endswith(tail) for u in fact.unrelated)
+
+
+def test_drift_probe_sets_are_the_trained_facts_paraphrases_and_all_probes():
+    facts = builtin_facts(per_relation=2, seed=0)
+    sets = drift_probe_pairs(facts[:3], facts, max_paraphrases=1)
+    assert sets["paraphrase"] == [(f.paraphrases[0], f.target) for f in facts[:3]]
+    assert sets["unrelated"] == probe_pairs(facts, "unrelated") and len(sets["neighbourhood"]) == 16
 
 
 def test_encoding_supervises_only_the_target(tokenizer):
@@ -76,7 +95,7 @@ def test_zsre_and_counterfact_samples(shared_data):
         "baseball",
         "3087",
     )
-    assert cf[0].unrelated[0].target == "basketball"
+    assert cf[0].neighbourhood[0].target == "basketball" and not cf[0].unrelated  # CounterFact: same relation
 
 
 def test_skipped_records_are_each_named_in_one_warning(tmp_path, caplog):

@@ -5,10 +5,10 @@ import torch
 
 from semantic_peft.adapters import wrap_model
 from semantic_peft.config import ExperimentConfig, PeftSettings, ReweightConfig, TrainConfig
-from semantic_peft.data import encode_pairs
-from semantic_peft.evaluation import evaluate, greedy_decode, teacher_forced
+from semantic_peft.data import drift_probe_pairs, encode_pairs, probe_pairs
+from semantic_peft.evaluation import base_reference, evaluate, greedy_decode, locality, teacher_forced
 from semantic_peft.experiment import run_experiment
-from semantic_peft.semantic import drift_summary
+from semantic_peft.semantic import drift_summary, fact_pass
 from semantic_peft.training import train
 from shared_utils.device import AcceleratorConfig, build_accelerator
 
@@ -103,3 +103,46 @@ def test_untrained_adapter_moves_no_fact(tokenizer, make_llama, facts, tmp_path)
     m = run_experiment(config, make_llama(), tokenizer, facts)["metrics"]
     assert m["pushed_away_fraction"] == 0.0 and m["drift_mean"] == 0.0
     assert m["distance_final_mean"] == m["distance_base_mean"] > 0
+
+
+def test_locality_token_agreement_and_strict_match_greedy(tokenizer, make_llama, facts):
+    base = make_llama()
+    reference = base_reference(base, tokenizer, facts, tokens=3)
+    assert set(reference) == {"unrelated", "neighbourhood"}
+    prompts = [p for p, _ in probe_pairs(facts, "neighbourhood")]
+    agree, same = locality(base, tokenizer, prompts, reference["neighbourhood"])
+    assert agree.tolist() == [1.0] * len(prompts) and same.tolist() == [1.0] * len(prompts)
+    wrong_last = [[*r[:2], (r[2] + 1) % len(tokenizer)] for r in reference["neighbourhood"]]
+    agree, same = locality(base, tokenizer, prompts, wrong_last)  # 2 of 3 tokens still agree
+    assert agree.tolist() == pytest.approx([2 / 3] * len(prompts)) and same.sum() == 0
+    other = make_llama()  # a perturbed model: strict locality = greedy continuation unchanged
+    torch.manual_seed(3)
+    with torch.no_grad():
+        for parameter in other.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    agree, same = locality(other, tokenizer, prompts, reference["neighbourhood"])
+    decoded = greedy_decode(other, tokenizer, prompts, 3)
+    assert same.tolist() == [float(d == r) for d, r in zip(decoded, reference["neighbourhood"])]
+    assert ((agree == 1) == (same == 1)).all() and 0 < agree.mean() < 1
+    metrics = evaluate(other, tokenizer, facts, reference, 1)["metrics"]
+    assert metrics["locality_neighbourhood_token"] == pytest.approx(float(agree.mean()))
+    assert metrics["locality_probes"] == 16 and "locality_unrelated" in metrics
+
+
+def test_drift_is_measured_on_paraphrases_every_epoch(tokenizer, make_llama, facts, tmp_path):
+    config = ExperimentConfig(name="drift", output_dir=str(tmp_path), save_model=False)
+    config.train.epochs, config.train.lr, config.train.batch_size = 3, 3e-2, 4
+    config.accelerator.tracker = None
+    result = run_experiment(config, make_llama(), tokenizer, facts)
+    m, drift = result["metrics"], result["details"]["drift"]
+    assert set(drift) == {"train", "paraphrase", "unrelated", "neighbourhood"}
+    paraphrases = encode_pairs(tokenizer, drift_probe_pairs(facts, facts, 1)["paraphrase"])
+    before = fact_pass(make_llama(), paraphrases)["distance"]  # the same base weights, untouched
+    after = fact_pass(result["model"], paraphrases)["distance"]
+    curve = drift["paraphrase"]
+    assert len(curve["mean"]) == 1 + 3 and curve["n"] == len(facts)
+    assert curve["mean"][0] == pytest.approx(float(before.mean()), abs=1e-5)
+    assert curve["mean"][-1] == pytest.approx(float(after.mean()), abs=1e-5) != curve["mean"][0]
+    assert m["paraphrase_pushed_away_fraction"] == pytest.approx(float((after > before).float().mean()))
+    assert curve["pushed_away"][-1] == m["paraphrase_pushed_away_fraction"] and curve["pushed_away"][0] == 0
+    assert (tmp_path / "drift" / "figure_drift.png").stat().st_size > 10_000

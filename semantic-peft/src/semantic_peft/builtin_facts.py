@@ -3,13 +3,17 @@
 Entity names are assembled from small syllable tables with a seeded ``random.Random``, so the
 model cannot know any of them beforehand. Eight relations mix the kinds of targets the paper
 finds hard for PEFT (invented proper nouns, years) with common words (professions,
-instruments, colours). Each fact has two paraphrases; real-world prompts whose answers the
-base model knows serve as unrelated (locality) probes.
+instruments, colours). Each fact has two paraphrases. Locality probes (shipped in
+``locality_probes.json``) are real-world prompts whose answers the base model knows, of two
+kinds, as in knowledge-editing work: *neighbourhood* probes (the fact's own template with a
+real subject: "The capital of France is") and *unrelated* probes (other templates).
 """
 
 from __future__ import annotations
 
+import json
 import random
+from importlib import resources
 
 from semantic_peft.data import Fact, Probe
 
@@ -76,32 +80,27 @@ RELATIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
     ),
 }
 
-UNRELATED_PROBES: tuple[tuple[str, str], ...] = (
-    ("The capital of France is", "Paris"),
-    ("The capital of Japan is", "Tokyo"),
-    ("The capital of Italy is", "Rome"),
-    ("The capital of Germany is", "Berlin"),
-    ("The capital of Spain is", "Madrid"),
-    ("The capital of Egypt is", "Cairo"),
-    ("The largest planet in the solar system is", "Jupiter"),
-    ("Water is made of hydrogen and", "oxygen"),
-    ("The opposite of hot is", "cold"),
-    ("The first month of the year is", "January"),
-    ("The color of the sky on a clear day is", "blue"),
-    ("A week has seven", "days"),
-    ("The chemical symbol for gold is", "Au"),
-    ("The currency of Japan is the", "yen"),
-    ("The Eiffel Tower is located in", "Paris"),
-    ("Romeo and Juliet was written by William", "Shakespeare"),
-    ("The freezing point of water in Celsius is", "0"),
-    ("The official language of Brazil is", "Portuguese"),
-    ("Albert Einstein developed the theory of", "relativity"),
-    ("The tallest mountain in the world is Mount", "Everest"),
-    ("Bees make", "honey"),
-    ("The sun rises in the", "east"),
-    ("The largest ocean on Earth is the", "Pacific"),
-    ("A baby cat is called a", "kitten"),
-)
+
+def _load_probes() -> tuple[dict[str, tuple[tuple[str, str], ...]], tuple[tuple[str, str], ...]]:
+    """Neighbourhood probes (per relation: the relation's template with a real subject) and
+    unrelated probes, from the shipped ``locality_probes.json``."""
+    raw = json.loads(resources.files("semantic_peft").joinpath("locality_probes.json").read_text())
+    unknown = set(raw["neighbourhood"]) - set(RELATIONS)
+    if unknown:
+        raise ValueError(f"locality_probes.json: neighbourhood relations {sorted(unknown)} are not built-in relations")
+    neighbourhood = {
+        relation: tuple((_format(RELATIONS[relation][0], subject), answer) for subject, answer in pairs)
+        for relation, pairs in raw["neighbourhood"].items()
+    }
+    return neighbourhood, tuple((prompt, answer) for prompt, answer in raw["unrelated"])
+
+
+def _format(template: str, subject: str) -> str:
+    slot = template[template.index("{") + 1 : template.index("}")]
+    return template.format(**{slot: subject})
+
+
+NEIGHBOURHOOD_PROBES, UNRELATED_PROBES = _load_probes()
 
 
 class _Names:
@@ -150,7 +149,8 @@ def builtin_facts(per_relation: int = 25, seed: int = 0) -> list[Fact]:
     """``8 * per_relation`` facts about invented entities, the same for the same arguments.
 
     Each subject is used by one fact only, so facts do not contradict each other. Unrelated
-    probes are assigned round-robin (one per fact).
+    probes are assigned round-robin over all facts, neighbourhood probes round-robin within
+    each relation (one of each per fact; 200 facts use all 64 + 64 shipped probes).
     """
     if per_relation < 1:
         raise ValueError(f"per_relation must be >= 1, got {per_relation}")
@@ -159,16 +159,18 @@ def builtin_facts(per_relation: int = 25, seed: int = 0) -> list[Fact]:
     facts: list[Fact] = []
     for relation, (template, paraphrases, kind) in RELATIONS.items():
         slot = template[template.index("{") + 1 : template.index("}")]
-        for _ in range(per_relation):
+        neighbours = NEIGHBOURHOOD_PROBES.get(relation, ())
+        for j in range(per_relation):
             subject = names.new(slot)
             target = _target(kind, names, rng)
             probe = UNRELATED_PROBES[len(facts) % len(UNRELATED_PROBES)]
             facts.append(
                 Fact(
-                    prompt=template.format(**{slot: subject}),
+                    prompt=_format(template, subject),
                     target=target,
-                    paraphrases=[p.format(**{slot: subject}) for p in paraphrases],
+                    paraphrases=[_format(p, subject) for p in paraphrases],
                     unrelated=[Probe(*probe)],
+                    neighbourhood=[Probe(*neighbours[j % len(neighbours)])] if neighbours else [],
                     subject=subject,
                     relation=relation,
                     fact_id=f"{relation}-{len(facts)}",

@@ -147,7 +147,6 @@ def _eval(config, adapter: str | None, out: str | None) -> int:
         facts,
         reference,
         config.data.max_paraphrases,
-        config.eval.locality_tokens,
         config.eval.batch_size,
     )
     per_fact = {"fact": [f.fact_id for f in facts], **{k: v.tolist() for k, v in result["per_fact"].items()}}

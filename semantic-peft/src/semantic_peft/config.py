@@ -132,7 +132,16 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     batch_size: int = field(default=32, metadata={"help": "facts per evaluation forward pass"})
-    locality_tokens: int = field(default=3, metadata={"help": "greedy tokens compared on unrelated prompts"})
+    locality_tokens: int = field(
+        default=3, metadata={"help": "greedy tokens of the base model compared on the locality probes"}
+    )
+    drift_probes: bool = field(
+        default=True,
+        metadata={
+            "help": "after every epoch, measure the distance on paraphrases and on the unrelated and "
+            "neighbourhood answers (drift where the loss does not pull)"
+        },
+    )
 
 
 @dataclass

@@ -30,6 +30,7 @@ class Fact:
     target: str
     paraphrases: list[str] = field(default_factory=list)
     unrelated: list[Probe] = field(default_factory=list)
+    neighbourhood: list[Probe] = field(default_factory=list)  # same template, another subject
     subject: str | None = None
     relation: str | None = None
     fact_id: str | None = None
@@ -75,43 +76,50 @@ def fact_from_zsre(record: dict[str, Any], index: int, source: str = "zsre") -> 
 
 
 def fact_from_counterfact(record: dict[str, Any], index: int, source: str = "counterfact") -> Fact:
-    """EasyEdit CounterFact: learn ``target_new`` for ``prompt``; locality prompt/ground truth unrelated."""
-    unrelated = []
+    """EasyEdit CounterFact: learn ``target_new`` for ``prompt``; the locality prompt / ground truth
+    (a CounterFact neighbourhood prompt: same relation, another subject) is a neighbourhood probe."""
+    neighbourhood = []
     loc = _text(record, "locality_prompt", index, source, required=False)
     if loc is not None:
-        unrelated.append(Probe(loc, _text(record, "locality_ground_truth", index, source)))
+        neighbourhood.append(Probe(loc, _text(record, "locality_ground_truth", index, source)))
     return Fact(
         prompt=_text(record, "prompt", index, source),
         target=_text(record, "target_new", index, source),
         paraphrases=_texts(record, "rephrase_prompt", index, source),
-        unrelated=unrelated,
+        neighbourhood=neighbourhood,
         subject=_text(record, "subject", index, source, required=False),
         relation="counterfact",
         fact_id=str(record.get("case_id", f"counterfact-{index}")),
     )
 
 
-def fact_from_jsonl(record: dict[str, Any], index: int, source: str = "jsonl") -> Fact:
-    """Generic schema: ``prompt``, ``target``, optional ``paraphrases`` and ``unrelated``
-    (a list of ``{"prompt", "target"}``), ``subject``, ``relation``, ``id``."""
-    unrelated_raw = record.get("unrelated") or []
-    if not isinstance(unrelated_raw, list):
-        raise RecordError(f"{source}: record {index} field 'unrelated' must be a list, got {unrelated_raw!r}")
-    unrelated = []
-    for j, probe in enumerate(unrelated_raw):
+def _probes(record: dict[str, Any], key: str, index: int, source: str) -> list[Probe]:
+    """A list of ``{"prompt", "target"}`` objects under ``key`` (absent = none)."""
+    raw = record.get(key) or []
+    if not isinstance(raw, list):
+        raise RecordError(f"{source}: record {index} field {key!r} must be a list, got {raw!r}")
+    probes = []
+    for j, probe in enumerate(raw):
         if not isinstance(probe, dict):
-            raise RecordError(f"{source}: record {index} field 'unrelated[{j}]' must be an object, got {probe!r}")
-        unrelated.append(
+            raise RecordError(f"{source}: record {index} field '{key}[{j}]' must be an object, got {probe!r}")
+        probes.append(
             Probe(
-                _text(probe, "prompt", index, f"{source} unrelated[{j}]"),
-                _text(probe, "target", index, f"{source} unrelated[{j}]"),
+                _text(probe, "prompt", index, f"{source} {key}[{j}]"),
+                _text(probe, "target", index, f"{source} {key}[{j}]"),
             )
         )
+    return probes
+
+
+def fact_from_jsonl(record: dict[str, Any], index: int, source: str = "jsonl") -> Fact:
+    """Generic schema: ``prompt``, ``target``, optional ``paraphrases``, ``unrelated`` and
+    ``neighbourhood`` (lists of ``{"prompt", "target"}``), ``subject``, ``relation``, ``id``."""
     return Fact(
         prompt=_text(record, "prompt", index, source),
         target=_text(record, "target", index, source),
         paraphrases=_texts(record, "paraphrases", index, source),
-        unrelated=unrelated,
+        unrelated=_probes(record, "unrelated", index, source),
+        neighbourhood=_probes(record, "neighbourhood", index, source),
         subject=_text(record, "subject", index, source, required=False),
         relation=_text(record, "relation", index, source, required=False),
         fact_id=str(record.get("id", f"fact-{index}")),
@@ -211,13 +219,15 @@ def target_token_ids(tokenizer: Any, target: str) -> list[int]:
     return tokenizer(" " + target, add_special_tokens=False)["input_ids"]
 
 
-def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str]], append_eos: bool = False) -> Encoded:
-    """Tokenise ``(prompt, target)`` pairs, right-padded (so no real token attends to padding)."""
+def encode_pairs(tokenizer: Any, pairs: list[tuple[str, str | list[int]]], append_eos: bool = False) -> Encoded:
+    """Tokenise ``(prompt, target)`` pairs, right-padded (so no real token attends to padding).
+
+    A target given as token ids (e.g. a model's greedy continuation) is used as it is."""
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     rows, labels, prompt_lengths, targets = [], [], [], []
     for i, (prompt, target) in enumerate(pairs):
         prompt_ids = tokenizer(prompt)["input_ids"]
-        target_ids = target_token_ids(tokenizer, target)
+        target_ids = list(target) if isinstance(target, list) else target_token_ids(tokenizer, target)
         if not prompt_ids or not target_ids:
             raise RecordError(f"pair {i}: prompt {prompt!r} or target {target!r} tokenises to nothing")
         supervised = target_ids + ([tokenizer.eos_token_id] if append_eos else [])
@@ -250,10 +260,26 @@ def paraphrase_pairs(facts: list[Fact], max_paraphrases: int = 2) -> tuple[list[
     return pairs, owners
 
 
-def unrelated_pairs(facts: list[Fact]) -> list[tuple[str, str]]:
-    """The unrelated probes of all facts, de-duplicated, in first-seen order."""
+PROBE_KINDS = ("unrelated", "neighbourhood")
+
+
+def probe_pairs(facts: list[Fact], kind: str = "unrelated") -> list[tuple[str, str]]:
+    """The locality probes of one kind (``unrelated`` or ``neighbourhood``) of all facts,
+    de-duplicated, in first-seen order."""
+    if kind not in PROBE_KINDS:
+        raise ValueError(f"probe kind must be one of {PROBE_KINDS}, got {kind!r}")
     seen: dict[tuple[str, str], None] = {}
     for fact in facts:
-        for probe in fact.unrelated:
+        for probe in getattr(fact, kind):
             seen.setdefault((probe.prompt, probe.target), None)
     return list(seen)
+
+
+def drift_probe_pairs(
+    trained: list[Fact], facts: list[Fact], max_paraphrases: int = 2
+) -> dict[str, list[tuple[str, str]]]:
+    """The probe sets whose distance drift is followed: the paraphrases of the ``trained``
+    facts, and the unrelated and neighbourhood probes (with their answers) of all ``facts``."""
+    sets = {"paraphrase": paraphrase_pairs(trained, max_paraphrases)[0]}
+    sets.update({kind: probe_pairs(facts, kind) for kind in PROBE_KINDS})
+    return {name: pairs for name, pairs in sets.items() if pairs}

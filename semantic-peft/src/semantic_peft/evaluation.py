@@ -5,9 +5,15 @@
 * **Exact match**: greedy decoding of ``len(target)`` tokens reproduces the target exactly.
   Greedy decoding reproduces the target iff every teacher-forced argmax is right, so it is
   computed from the teacher-forced pass (:func:`greedy_decode` checks the identity in the tests).
-* Measured on the training prompts (memorisation), paraphrases (generalisation) and unrelated
-  prompts (locality: the greedy continuation is unchanged from the base model's, and the
-  unrelated answers' token accuracy).
+* Measured on the training prompts (memorisation), paraphrases (generalisation) and the
+  locality probes, *neighbourhood* (the fact's template, another subject) and *unrelated*
+  (other templates), reported apart. Locality compares with the unedited model's greedy
+  continuation of ``locality_tokens`` tokens, teacher-forced on the edited model: **token
+  agreement** is the fraction of those tokens that are still the argmax given the prompt and
+  the base model's preceding tokens (the token-level locality of knowledge-editing work, e.g.
+  EasyEdit); **strict locality** counts a probe only if all of them agree, which is exactly
+  "the greedy continuation is unchanged" (the exact-match identity above). The probes'
+  answers give their token accuracy.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 import torch
 
 from semantic_peft.adapters import forward
-from semantic_peft.data import Encoded, Fact, encode_pairs, paraphrase_pairs, unrelated_pairs
+from semantic_peft.data import PROBE_KINDS, Encoded, Fact, encode_pairs, paraphrase_pairs, probe_pairs
 from semantic_peft.semantic import fact_pass
 
 
@@ -58,23 +64,36 @@ def greedy_decode(
 
 def base_reference(
     model: torch.nn.Module, tokenizer: Any, facts: list[Fact], tokens: int = 3, batch_size: int = 32
-) -> list[list[int]]:
-    """The base model's greedy continuations of the unrelated prompts (locality reference)."""
-    prompts = [p for p, _ in unrelated_pairs(facts)]
-    return greedy_decode(model, tokenizer, prompts, tokens, batch_size) if prompts else []
+) -> dict[str, list[list[int]]]:
+    """The base model's greedy continuations of each kind of locality probe (the reference)."""
+    reference = {}
+    for kind in PROBE_KINDS:
+        prompts = [p for p, _ in probe_pairs(facts, kind)]
+        if prompts:
+            reference[kind] = greedy_decode(model, tokenizer, prompts, tokens, batch_size)
+    return reference
+
+
+def locality(
+    model: torch.nn.Module, tokenizer: Any, prompts: list[str], reference: list[list[int]], batch_size: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per probe: token agreement with the base model's continuation ``reference`` and whether
+    every token agrees (= the greedy continuation is unchanged); one teacher-forced pass."""
+    return teacher_forced(model, encode_pairs(tokenizer, list(zip(prompts, reference))), batch_size)
 
 
 def evaluate(
     model: torch.nn.Module,
     tokenizer: Any,
     facts: list[Fact],
-    locality_reference: list[list[int]] | None,
+    locality_reference: dict[str, list[list[int]]] | None,
     max_paraphrases: int = 2,
-    locality_tokens: int = 3,
     batch_size: int = 32,
     fact_results: dict[str, torch.Tensor] | None = None,
 ) -> dict[str, Any]:
-    """Metrics (``*_acc``, ``*_em``, ``locality``) and the per-fact vectors used for bucketing.
+    """Metrics (``*_acc``, ``*_em``; ``locality`` (strict) and ``locality_token`` over all probes,
+    ``locality_<kind>`` and ``locality_<kind>_token`` per probe kind) and the per-fact vectors
+    used for bucketing. The reference (:func:`base_reference`) fixes how many tokens are compared.
 
     ``fact_results``: a :func:`~semantic_peft.semantic.fact_pass` over ``facts`` already made
     (it is reused instead of a second pass over the training prompts).
@@ -92,11 +111,21 @@ def evaluate(
         per_fact["para_acc"] = torch.zeros(len(facts)).index_add(0, owner, para_acc) / torch.zeros(
             len(facts)
         ).index_add(0, owner, torch.ones_like(para_acc)).clamp_min(1)
-    unrelated = unrelated_pairs(facts)
-    if unrelated:
-        unrelated_acc, _ = teacher_forced(model, encode_pairs(tokenizer, unrelated), batch_size)
-        metrics["unrelated_acc"] = float(unrelated_acc.mean())
-        if locality_reference is not None:
-            now = greedy_decode(model, tokenizer, [p for p, _ in unrelated], locality_tokens, batch_size)
-            metrics["locality"] = sum(a == b for a, b in zip(now, locality_reference)) / len(now)
+    agreement, unchanged = [], []
+    for kind in PROBE_KINDS:
+        pairs = probe_pairs(facts, kind)
+        if not pairs:
+            continue
+        metrics[f"{kind}_acc"] = float(teacher_forced(model, encode_pairs(tokenizer, pairs), batch_size)[0].mean())
+        if locality_reference is not None and kind in locality_reference:
+            agree, same = locality(model, tokenizer, [p for p, _ in pairs], locality_reference[kind], batch_size)
+            metrics[f"locality_{kind}"], metrics[f"locality_{kind}_token"] = float(same.mean()), float(agree.mean())
+            agreement.append(agree)
+            unchanged.append(same)
+    if agreement:
+        metrics["locality"], metrics["locality_token"] = (
+            float(torch.cat(unchanged).mean()),
+            float(torch.cat(agreement).mean()),
+        )
+        metrics["locality_probes"] = sum(len(a) for a in agreement)
     return {"metrics": metrics, "per_fact": per_fact}

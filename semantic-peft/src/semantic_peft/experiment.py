@@ -13,11 +13,12 @@ import torch
 
 from semantic_peft.adapters import adapted_module_names, is_peft, save_model, wrap_model
 from semantic_peft.config import ExperimentConfig, TrainConfig
-from semantic_peft.data import Fact, encode_pairs, load_facts
+from semantic_peft.data import Fact, drift_probe_pairs, encode_pairs, load_facts
 from semantic_peft.evaluation import base_reference, evaluate
 from semantic_peft.filtering import FilterReport, filter_facts
 from semantic_peft.semantic import (
     bucket_by_distance,
+    drift_curves,
     drift_summary,
     fact_pass,
     input_embedding,
@@ -50,7 +51,7 @@ class BaseMeasurements:
 
     distance: torch.Tensor  # (N,) target semantic distance
     hidden: torch.Tensor  # (N, H) hidden state at the last prompt position
-    locality_reference: list[list[int]]  # greedy continuations of the unrelated prompts
+    locality_reference: dict[str, list[list[int]]]  # greedy continuations of each kind of locality probe
     metrics: dict[str, Any]  # evaluation of the base model
     target_units: torch.Tensor  # (N, H) unit-norm target embeddings (for filtering)
 
@@ -72,7 +73,6 @@ def measure_base(
             facts,
             reference,
             config.data.max_paraphrases,
-            config.eval.locality_tokens,
             bs,
             fact_results=passed,
         )["metrics"],
@@ -158,9 +158,20 @@ def run_experiment(
     if config.analysis.alone_facts > 0:
         model, alone = alone_vs_joint(model, tokenizer, train_facts, config, accelerator)
 
+    drift_sets = {}
+    if config.eval.drift_probes:
+        pairs = drift_probe_pairs(train_facts, facts, config.data.max_paraphrases)
+        drift_sets = {name: encode_pairs(tokenizer, p) for name, p in pairs.items()}
+    probe_trajectory = {name: [fact_pass(model, enc, eval_bs)["distance"]] for name, enc in drift_sets.items()}
+
     seed_everything(config.seed)
     model = wrap_model(model, config.peft)
     model.to(accelerator.device)
+
+    def measure_probes() -> None:
+        for name, enc in drift_sets.items():
+            probe_trajectory[name].append(fact_pass(model, enc, eval_bs)["distance"])
+
     train_start = time.time()
     history = train(
         model,
@@ -172,6 +183,7 @@ def run_experiment(
         config.seed,
         config.data.append_eos,
         desc=config.name,
+        after_epoch=measure_probes,
     )
     train_time = time.time() - train_start
     logger.info("trained %d steps in %.1fs", history.steps, train_time)
@@ -186,13 +198,13 @@ def run_experiment(
         facts,
         base.locality_reference,
         config.data.max_paraphrases,
-        config.eval.locality_tokens,
         eval_bs,
         fact_results=passed,
     )
     per_fact = evaluation["per_fact"]
     logger.info("evaluated in %.1fs", time.time() - train_start - train_time)
     trajectory = torch.stack([base.distance[kept_t], *history.trajectory, final_distance[kept_t]])
+    drift = {"train": trajectory, **{name: torch.stack(t) for name, t in probe_trajectory.items()}}
 
     metrics: dict[str, Any] = {
         **evaluation["metrics"],
@@ -200,6 +212,7 @@ def run_experiment(
         "train_em_trained": float(per_fact["train_em"][kept_t].mean()),
         "train_acc_trained": float(per_fact["train_acc"][kept_t].mean()),
         **drift_summary(trajectory),
+        **{f"{name}_{k}": v for name, t in drift.items() if name != "train" for k, v in drift_summary(t).items()},
         **interference_summary(features, [f.relation for f in train_facts]),
         "final_loss": history.losses[-1] if history.losses else None,
         "optimizer_steps": history.steps,
@@ -223,6 +236,7 @@ def run_experiment(
         },
         "per_relation": _per_relation(facts, kept, per_fact, base.distance, final_distance),
         "distance_trajectory_mean": trajectory.nanmean(1).tolist(),
+        "drift": {name: drift_curves(t) for name, t in drift.items()},
         "per_fact": {
             "fact": [f.fact_id for f in facts],
             "train_em": per_fact["train_em"].tolist(),
@@ -268,11 +282,15 @@ def run_experiment(
             features,
             relations,
         )
+        path = Path(figure_path or out_dir / "figure.png")
         if history.weight_stats:
             from semantic_peft.figures import weight_figure
 
-            path = Path(figure_path or out_dir / "figure.png")
             weight_figure(path.with_name(path.stem + "_weights.png"), config.name, history.weight_stats)
+        if len(drift) > 1:
+            from semantic_peft.figures import drift_figure
+
+            drift_figure(path.with_name(path.stem + "_drift.png"), config.name, {config.name: details["drift"]})
     accelerator.end_training()
     return {
         "metrics": metrics,

@@ -87,3 +87,35 @@ def weight_figure(path: str | Path, title: str, stats: list[dict[str, float]]) -
     axes[1].legend()
     fig.suptitle(f"{title}: re-weighting statistics")
     return save_figure(fig, path, dpi=110, bbox_inches="tight")
+
+
+DRIFT_SETS = {
+    "train": "training prompts",
+    "paraphrase": "paraphrases",
+    "neighbourhood": "neighbourhood answers",
+    "unrelated": "unrelated answers",
+}
+
+
+def drift_figure(path: str | Path, title: str, runs: dict[str, dict[str, dict]]) -> Path:
+    """Distance drift per probe set, one line per run: the mean target distance (top) and the
+    fraction pushed away from the base (bottom), per epoch (0 = base). ``runs`` maps a label to
+    its ``details["drift"]`` (:func:`semantic_peft.semantic.drift_curves` per set)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [s for s in DRIFT_SETS if any(s in drift for drift in runs.values())]
+    fig, axes = plt.subplots(2, len(sets), figsize=(4 * len(sets), 6.4), squeeze=False)
+    for column, name in enumerate(sets):
+        for label, drift in runs.items():
+            if name in drift:
+                axes[0, column].plot(drift[name]["mean"], marker=".", label=label)
+                axes[1, column].plot(drift[name]["pushed_away"], marker=".", label=label)
+        n = next(drift[name]["n"] for drift in runs.values() if name in drift)
+        axes[0, column].set(title=f"{DRIFT_SETS[name]} (n={n})", ylabel="mean distance d")
+        axes[1, column].set(xlabel="epoch (0 = base)", ylabel="fraction pushed away", ylim=(-0.02, 1.02))
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{title}: semantic-distance drift")
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")

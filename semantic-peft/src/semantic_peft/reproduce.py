@@ -9,6 +9,7 @@ model is measured once and shared by all rows; each row starts from freshly load
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -17,13 +18,14 @@ import yaml
 
 from semantic_peft.config import ExperimentConfig
 from semantic_peft.experiment import facts_for, load_model, measure_base, run_experiment
+from semantic_peft.seeds import aggregate, seed_folder
 from shared_utils.cli import one_line
 from shared_utils.config import ConfigError, dump_config, flatten_config, load_config, resolve_config_path
 from shared_utils.device import apply_threads
 from shared_utils.results import (
+    atomic_write_json,
     atomic_write_text,
-    load_results,
-    render_markdown_table,
+    git_commit,
     replace_marked_section,
     write_results,
 )
@@ -33,29 +35,31 @@ from shared_utils.tracking import get_logger
 logger = get_logger(__name__)
 PACKAGE = "semantic_peft"
 
-TABLE_COLUMNS = {
-    "label": "Method",
-    "metrics.trained_facts": "Facts trained",
-    "metrics.train_em_trained": "EM (trained facts)",
-    "metrics.train_em": "EM (all facts)",
-    "metrics.train_acc": "Token acc (all)",
-    "metrics.para_em": "Paraphrase EM",
-    "metrics.para_acc": "Paraphrase acc",
-    "metrics.locality": "Locality",
-    "metrics.distance_base_mean": "d base",
-    "metrics.distance_final_mean": "d final",
-    "metrics.pushed_away_fraction": "Pushed away",
-    "metrics.feature_cos_mean": "Feature cos",
-    "train_time_s": "Train s",
-}
-BOLD = {
-    "metrics.train_em_trained": "max",
-    "metrics.train_em": "max",
-    "metrics.para_em": "max",
-    "metrics.para_acc": "max",
-    "metrics.locality": "max",
-    "metrics.pushed_away_fraction": "min",
-}
+# (metric, header, best) of the two generated tables; best = "max"/"min" bolds the best mean
+ACCURACY_COLUMNS = [
+    ("trained_facts", "Facts trained", None),
+    ("train_em_trained", "EM (trained facts)", "max"),
+    ("train_em", "EM (all facts)", "max"),
+    ("train_acc", "Token acc (all)", "max"),
+    ("para_em", "Paraphrase EM", "max"),
+    ("para_acc", "Paraphrase acc", "max"),
+    ("locality_neighbourhood_token", "Neighbourhood token agr.", "max"),
+    ("locality_neighbourhood", "Neighbourhood unchanged", "max"),
+    ("locality_unrelated_token", "Unrelated token agr.", "max"),
+    ("locality_unrelated", "Unrelated unchanged", "max"),
+]
+DRIFT_COLUMNS = [
+    ("distance_base_mean", "d train base", None),
+    ("distance_final_mean", "d train final", "min"),
+    ("pushed_away_fraction", "Pushed away (train)", "min"),
+    ("paraphrase_distance_final_mean", "d para final", "min"),
+    ("paraphrase_pushed_away_fraction", "Pushed away (para)", "min"),
+    ("neighbourhood_drift_mean", "Δd neighbourhood", None),
+    ("neighbourhood_pushed_away_fraction", "Pushed away (neighb.)", None),
+    ("unrelated_drift_mean", "Δd unrelated", None),
+    ("unrelated_pushed_away_fraction", "Pushed away (unrel.)", None),
+    ("feature_cos_mean", "Feature cos", None),
+]
 
 
 def read_rows(path: str | Path) -> tuple[Path | None, list[dict[str, Any]]]:
@@ -116,25 +120,44 @@ def reproduce(
     readme: str | Path | None = None,
     only: list[str] | None = None,
 ) -> list[dict]:
-    """Run every row, write one results JSON per row (as soon as the row finishes) plus the base
-    model's, ``table.md``, figures and the resolved configs; regenerate the table in ``readme``
-    if given. Returns the records."""
-    results_dir = Path(results_dir)
+    """Run every row for one seed (``--seed``, default 0) into ``<results_dir>/seed_<seed>/``:
+    one results JSON per row (as soon as the row finishes) plus the base model's, figures and
+    the resolved configs. A row whose JSON there already comes from the current commit is
+    skipped, so an interrupted part resumes. Then the tables are regenerated over all seeds
+    (:func:`write_table`), the README's too if ``readme`` is given. Returns the aggregated rows."""
     base_config, selected = row_configs(rows_path, overrides, only)
+    out = seed_folder(results_dir, base_config.seed)
+    commit = git_commit()
+    done = {
+        f.stem
+        for f in out.glob("*.json")
+        if commit is not None and json.loads(f.read_text()).get("git_commit") == commit
+    }
+    todo = [item for item in selected if item[0] not in done]
+    if len(todo) < len(selected):
+        logger.info("seed %d: rows already done at %s: %s", base_config.seed, commit, sorted(done))
+    if todo:
+        _run_rows(base_config, todo, out)
+    return write_table(results_dir, readme)
+
+
+def _run_rows(
+    base_config: ExperimentConfig, selected: list[tuple[str, dict[str, Any], ExperimentConfig]], out: Path
+) -> None:
     apply_threads(base_config.num_threads)
     seed_everything(base_config.seed)
     facts = facts_for(base_config)
     model, tokenizer = load_model(base_config.model)
     start = time.time()
     base = measure_base(model, tokenizer, facts, base_config)
-    dump_config(base_config, results_dir / "config_base.yaml")
+    dump_config(base_config, out / "config_base.yaml")
     base_metrics = {
         **base.metrics,
         "distance_base_mean": float(base.distance.mean()),
         "distance_final_mean": float(base.distance.mean()),
     }
     write_results(
-        results_dir / "00_base.json",
+        out / "00_base.json",
         base_metrics,
         base_config,
         wall_time_s=time.time() - start,
@@ -146,16 +169,16 @@ def reproduce(
         },
     )
     for n, (stem, row, config) in enumerate(selected):
-        logger.info("row %d/%d: %s", n + 1, len(selected), row.get("label", row["name"]))
+        logger.info("row %d/%d: %s (seed %d)", n + 1, len(selected), row.get("label", row["name"]), config.seed)
         if model is None:  # every row after the first starts from freshly loaded base weights
             model, tokenizer = load_model(config.model)
         result = run_experiment(
-            config, model, tokenizer, facts, base, figure_path=results_dir / "figures" / f"{row['name']}.png"
+            config, model, tokenizer, facts, base, figure_path=out / "figures" / f"{row['name']}.png"
         )
         model = None  # trained weights are not reused
-        dump_config(config, results_dir / "configs" / f"{row['name']}.yaml")
+        dump_config(config, out / "configs" / f"{row['name']}.yaml")
         write_results(
-            results_dir / f"{stem}.json",
+            out / f"{stem}.json",
             result["metrics"],
             config,
             wall_time_s=result["wall_time_s"],
@@ -167,33 +190,71 @@ def reproduce(
                 "details": result["details"],
             },
         )
-    return write_table(results_dir, readme)
 
 
 def write_table(results_dir: str | Path, readme: str | Path | None = None) -> list[dict]:
-    """``table.md`` (and the README's marked section) from the results JSON files."""
+    """``table.md``, ``summary.json`` and ``figures/drift_all.png`` (and the README's marked
+    section) from the results JSON of every seed folder (:func:`semantic_peft.seeds.aggregate`)."""
     results_dir = Path(results_dir)
-    records = load_results(results_dir)
-    if not records:
-        raise FileNotFoundError(f"no results JSON in {results_dir}")
-    table = render_markdown_table(records, TABLE_COLUMNS, digits=3, bold_best=BOLD)
-    device = records[-1].get("device")
-    commit = ", ".join(sorted({str(r.get("git_commit")) for r in records}))
-    note = (
-        f"\n{records[0].get('facts')} built-in facts; EM = greedy exact match; locality = unrelated prompts whose "
-        f"greedy continuation is unchanged; d = target semantic distance (mean). Device: {device}; commit(s) "
-        f"{commit} (per row in its JSON). Generated by `semantic-peft reproduce` from "
-        f"`{results_dir.as_posix()}/*.json`.\n"
+    rows = aggregate(results_dir)
+    if not rows:
+        raise FileNotFoundError(f"no results JSON in {results_dir} or its seed_* folders")
+    seeds = max(len(r["seeds"]) for r in rows)
+    commits = ", ".join(sorted({c for r in rows for c in r["git_commit"]}))
+    interval = "mean ± 95% t-interval half-width over " if seeds > 1 else ""
+    text = (
+        _table(rows, [("label", "Method", None), *ACCURACY_COLUMNS, ("train_time_s", "Train s", None)])
+        + "\nDistance drift (d = target semantic distance, mean; Δd = final - base; pushed away = "
+        "final d > base d) on the training prompts, the trained facts' paraphrases and the answers of the "
+        "neighbourhood and unrelated probes:\n\n"
+        + _table(rows, [("label", "Method", None), *DRIFT_COLUMNS])
+        + f"\n{rows[0].get('facts')} built-in facts; {interval}{seeds} seed(s) "
+        f"({', '.join(max((r['seeds'] for r in rows), key=len))}); EM = greedy exact match; token agr. = "
+        "fraction of the base model's 3 greedy tokens still predicted (teacher-forced on them); unchanged = "
+        f"all 3 equal. Device: {rows[-1].get('device')}; commit(s) {commits} (per row in its JSON). "
+        f"Generated by `semantic-peft reproduce` from `{results_dir.as_posix()}/seed_*/*.json`.\n"
+        + _detail_tables(rows)
     )
-    text = table + note + _detail_tables(records)
     atomic_write_text(results_dir / "table.md", text)
+    atomic_write_json(results_dir / "summary.json", [{k: v for k, v in r.items() if k != "details"} for r in rows])
+    drifts = {r["label"]: r["details"]["drift"] for r in rows if "drift" in r.get("details", {})}
+    if drifts:
+        from semantic_peft.figures import drift_figure
+
+        drift_figure(results_dir / "figures" / "drift_all.png", f"all methods, mean of {seeds} seed(s)", drifts)
     if readme is not None and Path(readme).is_file():
         replace_marked_section(readme, "results", text)
-    return records
+    return rows
+
+
+def _table(rows: list[dict], columns: list[tuple[str, str, str | None]]) -> str:
+    """A markdown table of aggregated rows: ``mean ± half-width`` cells, the best mean of the
+    trained rows (not the base model's) in bold."""
+    best = {}
+    for key, _, rule in columns:
+        means = [r["metrics"][key] for r in rows if rule and "trained_facts" in r["metrics"] and key in r["metrics"]]
+        if means:
+            best[key] = max(means) if rule == "max" else min(means)
+    lines = ["| " + " | ".join(h for _, h, _ in columns) + " |", "|" + " --- |" * len(columns)]
+    for row in rows:
+        cells = []
+        for key, _, _ in columns:
+            if key == "label":
+                cells.append(str(row["label"]))
+            elif key == "train_time_s":
+                cells.append("–" if row["train_time_s"] is None else f"{row['train_time_s']:.0f}")
+            elif key not in row["metrics"]:
+                cells.append("–")
+            else:
+                mean, half = row["metrics"][key], row["interval"].get(key)
+                cell = f"{mean:.0f}" if key == "trained_facts" else f"{mean:.3f}" + (f" ± {half:.3f}" if half else "")
+                cells.append(f"**{cell}**" if best.get(key) == mean else cell)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _detail_tables(records: list[dict]) -> str:
-    """Exact match by base-distance quartile and per relation, from each row's ``details``."""
+    """Exact match by base-distance quartile and per relation (means over seeds), from each row's ``details``."""
     trained = [r for r in records if "details" in r]
     if not trained:
         return ""
@@ -201,7 +262,7 @@ def _detail_tables(records: list[dict]) -> str:
     ranges = ", ".join(f"Q{i + 1} {b['distance_low']:.2f}-{b['distance_high']:.2f}" for i, b in enumerate(buckets))
     lines = [
         "",
-        "Exact match on each row's trained facts, by quartile of their base semantic distance "
+        "Exact match on each row's trained facts (mean over seeds), by quartile of their base semantic distance "
         f"(Q1 = closest to the target before training; {trained[0]['label']}: {ranges}):",
         "",
     ]
@@ -232,7 +293,7 @@ def _detail_tables(records: list[dict]) -> str:
             m = r["metrics"]
             lines += [
                 "",
-                f"Interference ({r['label']}): {len(r['details']['alone_vs_joint'])} facts learned alone "
+                f"Interference ({r['label']}): {len(r['details']['alone_vs_joint'])} (fact, seed) pairs learned alone "
                 f"(fresh adapter each) reach exact match {m['alone_em']:.3f}; the same facts learned jointly "
                 f"reach {m['joint_em_same_facts']:.3f}. Mean pairwise cosine of knowledge features "
                 f"{m['feature_cos_mean']:.3f} (same relation {m.get('feature_cos_same_relation', 0):.3f}, "

@@ -12,7 +12,9 @@ Definitions (the paper gives only the outline; these are this package's choices)
   It is measured with the adapter disabled (peft ``disable_adapter``: the base model) and
   enabled, on the same model object.
 * **Drift**: the distance of every fact after each epoch. A fact is *pushed away* when its
-  final distance exceeds its base distance.
+  final distance exceeds its base distance. On the training prompts cross-entropy pulls the
+  distance down, so drift is also followed on the facts' paraphrases and on the answers of
+  the unrelated and neighbourhood probes (after every epoch), where nothing pulls.
 * **Knowledge feature** of a fact: the change of the hidden state (layer ``feature_layer``)
   at the last prompt position (the one predicting the first target token) caused by the
   adapter: ``h_on - h_off``. **Interference**: cosines between the facts' features.
@@ -139,6 +141,17 @@ def drift_summary(trajectory: torch.Tensor) -> dict[str, float]:
         "distance_final_mean": float(final.mean()),
         "drift_mean": float((final - initial).mean()),
         "pushed_away_fraction": float((final > initial).float().mean()),
+    }
+
+
+def drift_curves(trajectory: torch.Tensor) -> dict[str, Any]:
+    """Per checkpoint of ``trajectory`` (checkpoints, items; row 0 = base): the mean distance and
+    the fraction of items farther from their target than at the base (pushed away so far)."""
+    initial = trajectory[0]
+    return {
+        "n": int(trajectory.shape[1]),
+        "mean": trajectory.nanmean(1).tolist(),
+        "pushed_away": (trajectory > initial).float().mean(1).tolist(),
     }
 
 

@@ -9,6 +9,7 @@ every fact's distance is recorded when its batch is visited, before that step's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +62,11 @@ def train(
     seed: int = 0,
     append_eos: bool = False,
     desc: str = "train",
+    after_epoch: Callable[[], None] | None = None,
 ) -> TrainHistory:
     """Train ``model``'s trainable parameters on ``facts``; returns losses and the drift trajectory.
+
+    ``after_epoch`` is called after every epoch (the experiment measures its probe sets there).
 
     ``model`` may be a peft model or a plain one (full fine-tuning). The caller keeps its
     reference; the accelerator-prepared wrapper is used only inside.
@@ -110,6 +114,8 @@ def train(
         if train_config.track_distance:
             history.trajectory.append(visited)
             accelerator.log({"train_distance_mean": float(visited.nanmean())}, step=history.steps)
+        if after_epoch is not None:
+            after_epoch()
     progress.close()
     model.eval()
     return history
