@@ -6,6 +6,7 @@ from lemoe.baselines import FTLEditor, LoRAEditor
 from lemoe.data import EditRequest
 from lemoe.editor import LEMoEEditor
 from lemoe.metrics import build_eval_sets, evaluate, greedy
+from lemoe.training import continuation_kl, continuation_logits, encode_pairs
 
 EDIT = [EditRequest("the sky is", "green", rephrase="the sky is", locality_prompt="dogs are", locality_answer="nice")]
 
@@ -67,3 +68,26 @@ def test_sequences_trained_per_batch_past_the_cap_are_bounded_by_the_replay_limi
     # every batch past the first reuses the one expert; with a limit the replayed edits do not grow with T
     assert [h["sequences"] for h in editor.history] == expected
     assert len(editor.expert_requests[0]) == 8  # every edit still belongs to the expert
+
+
+@torch.no_grad()
+def _post_target_kl(editor, base) -> float:
+    """KL(base || edited) of the next-token distribution right after the edit's target (plain forwards)."""
+    enc = encode_pairs(editor.tokenizer, [EDIT[0].prompt], [EDIT[0].target])
+    inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "output_hidden_states": True}
+    now, before = (continuation_logits(m, m(**inputs).hidden_states[-1], enc["labels"]) for m in (editor.model, base))
+    return float(continuation_kl(before, now))
+
+
+def test_continuation_term_keeps_the_token_after_the_target_closer_to_the_unedited_model(tokenizer):
+    kls = []
+    for weight in (0.0, 1.0):
+        model = tiny_model("llama")
+        sets = build_eval_sets(model, tokenizer, EDIT, layer=1)
+        cfg = tiny_config(max_steps=120, continuation_weight=weight)
+        cfg.router.null_threshold = "none"  # the expert fires, so only training can keep the continuation
+        editor = LEMoEEditor(model, tokenizer, cfg)
+        editor.edit(EDIT)
+        assert evaluate(editor, sets)["rel"] == 1.0  # the edit is learned either way
+        kls.append(_post_target_kl(editor, tiny_model("llama")))
+    assert kls[0] > 1e-3 and kls[1] < 0.01 * kls[0]  # measured once: 9.5e-3 without the term, 7.7e-6 with it

@@ -132,6 +132,13 @@ class TrainConfig:
     weight_decay: float = field(default=0.0, metadata=_h("AdamW weight decay"))
     max_steps: int = field(default=60, metadata=_h("optimizer steps per edit batch"))
     early_stop_loss: float = field(default=0.05, metadata=_h("stop a batch once the NLL falls below this"))
+    continuation_weight: float = field(
+        default=0.0,
+        metadata=_h(
+            "weight of KL(before || now) of the next-token distribution right after the target, against the "
+            "model before the batch (anti-hijack; 0 = off)"
+        ),
+    )
     cache_prefix: bool = field(
         default=True,
         metadata=_h(

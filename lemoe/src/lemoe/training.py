@@ -154,6 +154,19 @@ def target_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> 
     return F.cross_entropy(logits.float(), shift_y[keep])
 
 
+def continuation_logits(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the next token right after each row's last label token (the continuation)."""
+    last = (labels != -100).int().cumsum(1).argmax(1)  # the first position holding the row's last label
+    return F.log_softmax(model.get_output_embeddings()(hidden[torch.arange(hidden.shape[0]), last]).float(), -1)
+
+
+def continuation_kl(before: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
+    """KL(before || now) of the post-target next-token distributions, averaged over rows: with weight
+    ``train.continuation_weight`` it keeps an edit from taking over the text that follows its target
+    (e.g. "Forgotten Realms Realms Realms"); ``before`` is the model's own prediction at the first step."""
+    return F.kl_div(now, before, log_target=True, reduction="batchmean")
+
+
 def label_predictions(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> list[torch.Tensor]:
     """Argmax token at every label position (the position before it predicts it), one tensor per row."""
     keep = labels[:, 1:] != -100
@@ -260,21 +273,26 @@ class SequentialEditor:
             leave=False,
         )
         loss_value, steps = float("nan"), 0
+        weight, before = self.train_cfg.continuation_weight, None
         for step in range(1, self.train_cfg.max_steps + 1):
             steps = step
             with self._routing(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"], training=True):
                 if h is not None:
                     hidden = upper_hidden(self.model, self.layer, h, enc["attention_mask"])
-                    nll = target_nll(self.model, hidden, enc["labels"])
                 else:
-                    nll = self.model(
+                    hidden = self.model(
                         input_ids=enc["input_ids"],
                         attention_mask=enc["attention_mask"],
-                        labels=enc["labels"],
+                        output_hidden_states=True,
                         use_cache=False,
-                    ).loss
+                    ).hidden_states[-1]
+                nll = target_nll(self.model, hidden, enc["labels"])
                 extra = self._extra_loss()
             loss = nll if extra is None else nll + extra
+            if weight:
+                now = continuation_logits(self.model, hidden, enc["labels"])
+                before = now.detach() if before is None else before
+                loss = loss + weight * continuation_kl(before, now)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
