@@ -6,7 +6,7 @@ import torch
 from infodiffusion.builtin import builtin_pairs
 from infodiffusion.data import DataError, VocabMap, decode, load_pairs, pack, read_pairs, tokenize_pairs
 from infodiffusion.run import load_tokenizer
-from shared_utils.errors import RecordError
+from shared_utils.errors import ConfigError, RecordError
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +85,16 @@ def test_qqp_sample_loads_and_tokenises(shared_data, tokenizer):
     assert tok[0]["src_tok"] == tokenizer(first["src"], add_special_tokens=False)["input_ids"]
     quasar = load_pairs(str(shared_data / "seq2seq" / "quasar_t"), "test", limit=3)
     assert len(quasar) == 3
+
+
+def test_splits_join_and_slice_and_a_bad_one_is_named(tmp_path):
+    for name, n in (("valid", 3), ("test", 5)):
+        lines = [json.dumps({"src": f"{name} {i}", "trg": "t"}) for i in range(n)]
+        (tmp_path / f"{name}.jsonl").write_text("\n".join(lines) + "\n")
+    train = [p["src"] for p in load_pairs(str(tmp_path), "valid+test[:2]")]
+    held_out = [p["src"] for p in load_pairs(str(tmp_path), "test[2:]")]
+    assert train == ["valid 0", "valid 1", "valid 2", "test 0", "test 1"]
+    assert held_out == ["test 2", "test 3", "test 4"]  # disjoint from the training records
+    assert [p["src"] for p in load_pairs(str(tmp_path), "valid+test[-1:]", limit=4)] == [*train[:3], "test 4"]
+    with pytest.raises(ConfigError, match=r"data.train_split / data.eval_split.*'test\[2\]'"):
+        load_pairs(str(tmp_path), "valid+test[2]")

@@ -31,6 +31,13 @@ class ModelConfig(_Checked):
     intermediate_size: int = field(default=512, metadata={"help": "FFN width (paper: 3072)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout in the encoder"})
     self_conditioning: bool = field(default=True, metadata={"help": "feed the previous x0 estimate back in"})
+    init_from: str = field(
+        default="",
+        metadata={
+            "help": "BERT encoder (alias/folder/hub id, e.g. minilm-l6) whose first num_layers layers, position "
+            "embeddings and word embeddings initialise the denoiser; its widths must match (empty: random init)"
+        },
+    )
 
 
 @dataclass
@@ -63,8 +70,10 @@ class DataConfig(_Checked):
             "help": "builtin, a .jsonl file, a folder with train/valid/test .jsonl (a path), or a hub id (owner/name)"
         },
     )
-    train_split: str = field(default="train", metadata={"help": "split used for training"})
-    eval_split: str = field(default="test", metadata={"help": "split used for evaluation"})
+    train_split: str = field(
+        default="train", metadata={"help": "split used for training; splits joined by + and sliced: valid+test[:2000]"}
+    )
+    eval_split: str = field(default="test", metadata={"help": "split used for evaluation (e.g. test[2000:])"})
     tokenizer: str = field(default="minilm-l6", metadata={"help": "tokenizer (embedded alias, folder or hub id)"})
     seq_len: int = field(default=40, metadata={"help": "length of src [SEP] trg (paper: 128)"})
     restrict_vocab: bool = field(

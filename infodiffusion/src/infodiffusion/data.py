@@ -7,6 +7,7 @@ the positions that are noised and generated, pads included (they encode the leng
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,11 +49,40 @@ def read_pairs(path: str | Path, limit: int = 0) -> list[dict[str, str]]:
     return parse_records(raws, lambda raw, i: _check_record(raw, f"{path} {unit} {lines[i]}"), str(path))
 
 
+def parse_split(split: str) -> list[tuple[str, int | None, int | None]]:
+    """``"valid+test[:2000]"`` -> ``[("valid", None, None), ("test", None, 2000)]``: splits joined
+    by ``+``, each optionally sliced ``[start:stop]`` (record indices, Python slice rules)."""
+    parts = []
+    for part in split.split("+"):
+        match = _SPLIT.fullmatch(part.strip())
+        if match is None:
+            raise ConfigError(
+                f"split {split!r} (data.train_split / data.eval_split): expected name or name[start:stop] "
+                f"joined by '+', got {part!r}"
+            )
+        name, start, stop = match.group("name", "start", "stop")
+        parts.append((name, int(start) if start else None, int(stop) if stop else None))
+    return parts
+
+
+_SPLIT = re.compile(r"(?P<name>[\w.-]+)(?:\[(?P<start>-?\d*):(?P<stop>-?\d*)\])?")
+
+
 def load_pairs(dataset: str, split: str, limit: int = 0) -> list[dict[str, str]]:
-    """``builtin``, a local ``.jsonl`` file or folder with ``<split>*.jsonl``, or a hub id (``datasets``).
+    """The records of ``split`` (see :func:`parse_split`, e.g. ``valid+test[:2000]``) of ``builtin``,
+    a local ``.jsonl`` file or folder with ``<split>*.jsonl``, or a hub id (``datasets``); at most
+    ``limit`` of them (0: all).
 
     A local path that does not exist is an error; it is never looked up on the Hub.
     """
+    parts = parse_split(split)
+    if len(parts) == 1 and parts[0][1:] == (None, None):
+        return _load_split(dataset, parts[0][0], limit)
+    pairs = [pair for name, start, stop in parts for pair in _load_split(dataset, name)[start:stop]]
+    return pairs[:limit] if limit else pairs
+
+
+def _load_split(dataset: str, split: str, limit: int = 0) -> list[dict[str, str]]:
     if dataset == "builtin":
         pairs = builtin_pairs(split)
         return pairs[:limit] if limit else pairs

@@ -1,8 +1,9 @@
 """The DiffuSeq denoiser f_θ(x_t, t[, x̂₀]) → x̂₀ (Gong et al. 2023, §3; InfoDiffusion §3).
 
 Word embeddings (width ``embedding_dim``) are tied to the rounding head; the transformer is a
-randomly initialised ``transformers`` BERT encoder of width ``hidden_size`` reached through an
-up projection and left through a down projection. A sinusoidal embedding of t and learned
+``transformers`` BERT encoder of width ``hidden_size`` (randomly initialised, or from a pretrained
+encoder with ``model.init_from``, see :func:`init_from_encoder`) reached through an up projection
+and left through a down projection. A sinusoidal embedding of t and learned
 position embeddings are added to the projected input. With self-conditioning (Chen et al.
 2023, used by InfoDiffusion) the input is [x_t ; x̂₀_prev] along the feature axis.
 """
@@ -21,6 +22,7 @@ from transformers import BertConfig
 from transformers.models.bert.modeling_bert import BertEncoder
 
 from infodiffusion.config import ModelConfig
+from shared_utils.errors import ConfigError
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -109,3 +111,37 @@ class DiffusionTransformer(nn.Module):
         model = cls(ModelConfig(**meta["model"]), meta["vocab_size"], meta["seq_len"])
         model.load_state_dict(load_file(str(folder / "model.safetensors")))
         return model
+
+
+@torch.no_grad()
+def init_from_encoder(model: DiffusionTransformer, name: str, full_ids: list[int]) -> None:
+    """Initialise the denoiser from a pretrained BERT encoder ``name`` (e.g. the embedded MiniLM,
+    whose vocabulary is the tokenizer's): its first ``num_layers`` transformer layers, its position
+    embeddings and embedding LayerNorm, and its word embeddings at ``full_ids`` (the kept
+    vocabulary, in compact order), rescaled to unit standard deviation so that x₀ is on the
+    scale of the N(0, I) noise, as DiffuSeq's N(0, 1) initialisation is. The up/down projections
+    and the time embedding stay random. Widths that do not match are refused, naming the keys."""
+    from shared_utils.models import load_encoder
+
+    encoder, _ = load_encoder(name)
+    theirs, ours = encoder.config, model.config
+    wanted = {
+        "model.hidden_size": (ours.hidden_size, theirs.hidden_size),
+        "model.embedding_dim": (ours.embedding_dim, theirs.hidden_size),
+        "model.num_heads": (ours.num_heads, theirs.num_attention_heads),
+        "model.intermediate_size": (ours.intermediate_size, theirs.intermediate_size),
+    }
+    wrong = [f"{key}={a} (needs {b})" for key, (a, b) in wanted.items() if a != b]
+    if ours.num_layers > theirs.num_hidden_layers:
+        wrong.append(f"model.num_layers={ours.num_layers} (at most {theirs.num_hidden_layers})")
+    if model.seq_len > theirs.max_position_embeddings:
+        wrong.append(f"data.seq_len={model.seq_len} (at most {theirs.max_position_embeddings})")
+    if wrong:
+        raise ConfigError(f"model.init_from {name}: {', '.join(wrong)}")
+    for mine, pretrained in zip(model.encoder.layer, encoder.encoder.layer):
+        mine.load_state_dict(pretrained.state_dict())
+    embeddings = encoder.embeddings
+    model.position_embedding.weight.copy_(embeddings.position_embeddings.weight[: model.seq_len])
+    model.layer_norm.load_state_dict(embeddings.LayerNorm.state_dict())
+    words = embeddings.word_embeddings.weight[torch.tensor(full_ids)]
+    model.word_embedding.weight.copy_(words / words.std())

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from infodiffusion.config import InfoDiffusionConfig
 from infodiffusion.diffusion import TextDiffusion, TimestepSampler
-from infodiffusion.model import DiffusionTransformer
+from infodiffusion.model import DiffusionTransformer, init_from_encoder
 from infodiffusion.run import RunArtifacts, prepare_artifacts
 from shared_utils.atomic import atomic_folder, atomic_write_json
 from shared_utils.checkpoints import CheckpointManager
@@ -177,6 +177,8 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
         artifacts = prepare_artifacts(cfg, out if accelerator.is_main_process else None)
     ids_all, mask_all = artifacts.train_ids, artifacts.train_mask
     model = DiffusionTransformer(cfg.model, len(artifacts.vocab), cfg.data.seq_len)
+    if cfg.model.init_from and not tc.resume:
+        init_from_encoder(model, cfg.model.init_from, artifacts.vocab.full_ids)
     diffusion: TextDiffusion = artifacts.diffusion
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.steps))
