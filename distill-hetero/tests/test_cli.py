@@ -65,10 +65,8 @@ def test_cli_train_exports_a_student_and_saves_mapping_and_config(tmp_path, toke
             str(data),
             "--student.num_layers",
             "2",
-            "--student.hidden_size",
-            "16",
-            "--student.num_heads",
-            "2",
+            "--student.intermediate_size",
+            "32",
             "--train.steps",
             "2",
             "--train.batch_size",
@@ -92,7 +90,9 @@ def test_cli_train_exports_a_student_and_saves_mapping_and_config(tmp_path, toke
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["data"]["train"] == str(data) and saved["loss"]["weighting"] == "uncertainty"
     student = AutoModelForCausalLM.from_pretrained(run / "student")
-    assert student.config.model_type == "gpt2" and student.config.vocab_size == len(tokenizer)
+    # the default student: pruned from the (tiny LLaMA) teacher, exported and reloaded
+    assert student.config.model_type == "llama" and student.config.vocab_size == len(tokenizer)
+    assert student.config.num_hidden_layers == 2 and student.config.intermediate_size == 32
 
 
 def test_summarize_averages_rows_over_seed_folders(tmp_path, capsys):

@@ -38,6 +38,7 @@ def test_two_steps_of_smollm2_into_a_gpt2_student(tmp_path, smollm2):
             "student.num_layers": 2,
             "student.hidden_size": 32,
             "student.num_heads": 2,
+            "student.init": "teacher_pca",  # the from-scratch GPT-2 option
             "train.steps": 2,
             "train.batch_size": 2,
             "accelerator.tracker": None,

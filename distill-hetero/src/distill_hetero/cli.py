@@ -116,20 +116,25 @@ def _train(cfg: RunConfig, results: str | None) -> int:
     start = time.time()
     teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
     train_records, held = training_records(cfg, teacher, tokenizer)
-    sets = eval_sets(cfg, held) if results else {}  # before training: a missing set fails early
+    sets = eval_sets(cfg, held, tokenizer) if results else {}  # before training: a missing set fails early
     result = train(cfg, teacher, tokenizer, tokenize_records(cfg, tokenizer, train_records))
     path = export_student(result, tokenizer, Path(cfg.output_dir) / "student")
     if result.accelerator.is_main_process:
         dump_config(cfg, Path(cfg.output_dir) / "config.yaml")
         print(f"student saved to {path}")
         if results:
-            metrics = student_metrics(result, tokenizer, sets, cfg)
+            metrics, per_example = student_metrics(result, tokenizer, sets, cfg)
             write_results(
                 results,
                 metrics,
                 cfg,
                 wall_time_s=time.time() - start,
-                extra={"row": cfg.name, "history": result.history, "mapping": result.mapping},
+                extra={
+                    "row": cfg.name,
+                    "history": result.history,
+                    "mapping": result.mapping,
+                    "examples": per_example,
+                },
             )
             print(metrics)
     result.accelerator.end_training()
@@ -146,8 +151,14 @@ def _eval(cfg: RunConfig, model_name: str, results: str | None) -> int:
     teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
     held = training_records(cfg, teacher, tokenizer)[1] if "builtin" in cfg.eval.datasets else []
     model, _ = load_causal_lm(model_name)
-    metrics = evaluate(model, tokenizer, eval_sets(cfg, held), cfg)
+    metrics, per_example = evaluate(model, tokenizer, eval_sets(cfg, held, tokenizer), cfg)
     print(metrics)
     if results:
-        write_results(results, metrics, cfg, wall_time_s=time.time() - start, extra={"row": model_name})
+        write_results(
+            results,
+            metrics,
+            cfg,
+            wall_time_s=time.time() - start,
+            extra={"row": model_name, "examples": per_example},
+        )
     return 0

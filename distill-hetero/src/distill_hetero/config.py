@@ -25,18 +25,26 @@ RESUME_IGNORED = (
 class StudentConfig:
     """The student: built from a config of another family than the teacher (or loaded from a folder)."""
 
-    family: str = field(default="gpt2", metadata={"help": "gpt2, qwen2, llama, or a model folder/hub id to load"})
-    num_layers: int = field(default=6, metadata={"help": "student depth Ls"})
+    family: str = field(
+        default="gpt2",
+        metadata={"help": "gpt2, qwen2, llama, or a model folder/hub id to load (not used by init=teacher_prune)"},
+    )
+    num_layers: int = field(default=10, metadata={"help": "student depth Ls"})
     hidden_size: int = field(default=256, metadata={"help": "student width"})
     num_heads: int = field(default=4, metadata={"help": "attention heads"})
-    intermediate_size: int = field(default=1024, metadata={"help": "MLP width (qwen2/llama; gpt2 uses 4x width)"})
+    intermediate_size: int = field(
+        default=768,
+        metadata={"help": "MLP width (teacher_prune: channels kept, 0 = all; qwen2/llama; gpt2 uses 4x width)"},
+    )
     max_positions: int = field(default=512, metadata={"help": "context length of the student"})
     dropout: float = field(default=0.0, metadata={"help": "dropout of the student"})
-    init: Literal["random", "teacher_pca"] = field(
-        default="teacher_pca",
+    init: Literal["random", "teacher_pca", "teacher_prune"] = field(
+        default="teacher_prune",
         metadata={
-            "help": "random, or teacher_pca (token embeddings = teacher embeddings projected on their top principal "
-            "directions, rescaled to the initializer_range std; the rest random)"
+            "help": "teacher_prune (the teacher with num_layers of its blocks, evenly spaced, and intermediate_size "
+            "MLP channels of largest weight norm; family, hidden_size and num_heads are then the teacher's), random "
+            "(from scratch), or teacher_pca (from scratch but token embeddings = teacher embeddings projected on "
+            "their top principal directions)"
         },
     )
 
@@ -110,9 +118,14 @@ class DataConfig:
         default="auto",
         metadata={"help": "auto: references when present, else the teacher's greedy answers"},
     )
-    max_prompt_tokens: int = field(default=192, metadata={"help": "prompt truncated (from the left) to this"})
+    max_prompt_tokens: int = field(
+        default=192, metadata={"help": "prompts fitted to this by cutting the input (context), keeping the instruction"}
+    )
     max_response_tokens: int = field(default=48, metadata={"help": "response truncated to this (EOS kept)"})
-    cache_dir: str = field(default="~/.cache/distill_hetero", metadata={"help": "teacher answers cache"})
+    cache_dir: str = field(
+        default="runs/distill-hetero/cache",
+        metadata={"help": "teacher answers cache (the copy shipped in the package is read first)"},
+    )
 
     def __post_init__(self) -> None:
         check_choices(self)

@@ -40,6 +40,8 @@ class Record:
 
     prompt: str
     references: list[str]
+    instruction: str = ""
+    input: str = ""
 
 
 def format_prompt(instruction: str, input_text: str = "") -> str:
@@ -73,7 +75,31 @@ def parse_record(raw: object, index: int, source: str = "data", require_output: 
         raise RecordError(f"{where}: field 'output' must be a string or a list of strings, got {output!r:.60}")
     if require_output and not any(r.strip() for r in references):
         raise RecordError(f"{where}: field 'output' is missing or empty")
-    return Record(prompt=prompt, references=references)
+    return Record(prompt, references, raw.get("instruction") or "", raw.get("input") or "")
+
+
+def fit_prompt(tokenizer, record: Record, max_tokens: int) -> Record:
+    """``record`` with a prompt of at most ``max_tokens`` tokens that keeps the instruction: when the
+    filled template is too long, the *input* (context) is cut from its end until the prompt fits; only
+    when the instruction alone does not fit is the prompt cut from the left (the old behaviour, which
+    dropped the instruction of long-context records). Records without a separate instruction (a
+    ``prompt`` given verbatim) are left-truncated by the tokenisation as before."""
+
+    def length(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    if not record.instruction or length(record.prompt) <= max_tokens or not record.input:
+        return record
+    empty = length(format_prompt(record.instruction, " "))
+    input_ids = tokenizer(record.input, add_special_tokens=False)["input_ids"]
+    keep = max(max_tokens - empty, 0)
+    while keep > 0:
+        cut = tokenizer.decode(input_ids[:keep]).strip() + " ..."
+        prompt = format_prompt(record.instruction, cut)
+        if length(prompt) <= max_tokens:
+            return Record(prompt, record.references, record.instruction, cut)
+        keep -= max(1, length(prompt) - max_tokens)
+    return Record(format_prompt(record.instruction), record.references, record.instruction, "")
 
 
 def shared_set_path(name: str) -> Path:

@@ -16,6 +16,7 @@ from distill_hetero.data import (
     MissingSharedSet,
     Record,
     collate,
+    fit_prompt,
     format_prompt,
     load_records,
     tokenize_example,
@@ -23,8 +24,9 @@ from distill_hetero.data import (
 from distill_hetero.distiller import TeacherCache, supervised_positions
 from distill_hetero.extraction import num_layers, selected_logits
 from distill_hetero.generation import generate, teacher_answers
+from distill_hetero.intervals import mean_ci, paired_diff_ci, ratio_ci
 from distill_hetero.mapping import resolve_mapping
-from distill_hetero.metrics import corpus_rouge_l
+from distill_hetero.metrics import rouge_l_scores
 from distill_hetero.models import load_teacher
 from distill_hetero.trainer import export_student, train
 from shared_utils.atomic import save_figure
@@ -52,11 +54,17 @@ ROWS: dict[str, dict] = {
 }
 ROW_LABELS = {
     "teacher": "Teacher (SmolLM2-135M-Instruct)",
+    "constant": 'Constant answer ("The answer is")',
+    "echo": "Echo the instruction",
     "sft": "SFT (CE on teacher answers)",
     "kd_fkl": "KD (forward KL)",
     "kd_inter_fixed": "KD + intermediate (fixed ratios)",
     "kd_inter_learned": "KD + intermediate (learned ratios)",
 }
+
+
+def _builtin_record(raw: dict) -> Record:
+    return Record(format_prompt(raw["instruction"], raw["input"]), [], raw["instruction"], raw["input"])
 
 
 def training_records(cfg: RunConfig, teacher, tokenizer) -> tuple[list[Record], list[Record]]:
@@ -67,10 +75,12 @@ def training_records(cfg: RunConfig, teacher, tokenizer) -> tuple[list[Record], 
         train_raw, held_raw = builtin_split(
             cfg.data.builtin_train_size, cfg.data.builtin_eval_size, cfg.data.builtin_split_seed
         )
-        train_records = [Record(format_prompt(r["instruction"], r["input"]), []) for r in train_raw]
-        held = [Record(format_prompt(r["instruction"], r["input"]), []) for r in held_raw]
+        train_records = [_builtin_record(r) for r in train_raw]
+        held = [_builtin_record(r) for r in held_raw]
     else:
         train_records = load_records(cfg.data.train, require_output=cfg.data.targets == "references")
+    train_records = [fit_prompt(tokenizer, r, cfg.data.max_prompt_tokens) for r in train_records]
+    held = [fit_prompt(tokenizer, r, cfg.data.max_prompt_tokens) for r in held]
     use_teacher = cfg.data.targets == "teacher" or (
         cfg.data.targets == "auto" and not all(r.references for r in train_records)
     )
@@ -99,9 +109,10 @@ def tokenize_records(cfg: RunConfig, tokenizer, records: list[Record]) -> list[E
     ]
 
 
-def eval_sets(cfg: RunConfig, held: list[Record]) -> dict[str, list[Record]]:
+def eval_sets(cfg: RunConfig, held: list[Record], tokenizer=None) -> dict[str, list[Record]]:
     """Each evaluation set by name. A shared set that is not on disk is an error, or with
-    ``eval.skip_missing`` skipped with a warning."""
+    ``eval.skip_missing`` skipped with a warning. With a ``tokenizer`` every prompt is fitted to
+    ``data.max_prompt_tokens`` keeping its instruction (:func:`~distill_hetero.data.fit_prompt`)."""
     sets = {}
     for name in cfg.eval.datasets:
         if name == "builtin":
@@ -114,21 +125,33 @@ def eval_sets(cfg: RunConfig, held: list[Record]) -> dict[str, list[Record]]:
             if not cfg.eval.skip_missing:
                 raise
             log.warning("skipping evaluation set %s (eval.skip_missing): %s", name, err)
+    if tokenizer is not None:
+        sets = {k: [fit_prompt(tokenizer, r, cfg.data.max_prompt_tokens) for r in v] for k, v in sets.items()}
     return sets
 
 
-def evaluate(model, tokenizer, sets: dict[str, list[Record]], cfg: RunConfig, desc: str = "eval") -> dict:
-    """ROUGE-L (x100) per set: greedy, each sampling seed, and the mean over seeds."""
-    metrics: dict[str, float] = {}
+def score_cell(metrics: dict, examples: dict, label: str, name: str, outputs: list[str], records: list[Record]) -> None:
+    """ROUGE-L of ``outputs`` on one set: the mean, its bootstrap 95% interval, and per example the
+    output and its score (kept in the results, so every cell can be re-scored or re-sampled)."""
+    scores = rouge_l_scores(outputs, [r.references for r in records])
+    metrics[f"rougeL_{label}/{name}"] = sum(scores) / len(scores)
+    metrics[f"rougeL_{label}_ci/{name}"] = mean_ci(scores)
+    examples.setdefault(name, {})[label] = [{"output": o, "rougeL": v} for o, v in zip(outputs, scores)]
+
+
+def evaluate(model, tokenizer, sets: dict[str, list[Record]], cfg: RunConfig, desc: str = "eval") -> tuple[dict, dict]:
+    """``(metrics, per-example outputs)``: ROUGE-L (x100) per set for greedy decoding, each sampling
+    seed and the mean over seeds, each with a bootstrap 95% interval over the set's examples."""
+    metrics: dict = {}
+    examples: dict = {}
     modes = ([("greedy", False, 0)] if cfg.eval.greedy else []) + [(f"seed{s}", True, s) for s in cfg.eval.sample_seeds]
     for name, records in sets.items():
-        prompts, refs = [r.prompt for r in records], [r.references for r in records]
         sampled = []
         for label, do_sample, seed in modes:
             outputs = generate(
                 model,
                 tokenizer,
-                prompts,
+                [r.prompt for r in records],
                 cfg.eval.max_new_tokens,
                 cfg.eval.batch_size,
                 cfg.data.max_prompt_tokens,
@@ -138,23 +161,43 @@ def evaluate(model, tokenizer, sets: dict[str, list[Record]], cfg: RunConfig, de
                 top_p=cfg.eval.top_p,
                 desc=f"{desc} {name} {label}",
             )
-            metrics[f"rougeL_{label}/{name}"] = corpus_rouge_l(outputs, refs)
+            score_cell(metrics, examples, label, name, outputs, records)
             if do_sample:
-                sampled.append(metrics[f"rougeL_{label}/{name}"])
+                sampled.append([e["rougeL"] for e in examples[name][label]])
         if sampled:
-            metrics[f"rougeL_sampled/{name}"] = sum(sampled) / len(sampled)
+            per_example = [sum(v) / len(v) for v in zip(*sampled)]
+            metrics[f"rougeL_sampled/{name}"] = sum(per_example) / len(per_example)
+            metrics[f"rougeL_sampled_ci/{name}"] = mean_ci(per_example)
         metrics[f"n/{name}"] = len(records)
-    return metrics
+    return metrics, examples
+
+
+BASELINES = {
+    "constant": lambda record: CONSTANT_ANSWER,
+    "echo": lambda record: record.instruction or record.prompt,
+}
+CONSTANT_ANSWER = "The answer is"
+
+
+def baseline_metrics(name: str, sets: dict[str, list[Record]]) -> tuple[dict, dict]:
+    """The trivial rows, scored like the models (greedy column): ``constant`` answers "The answer is"
+    to everything, ``echo`` repeats the instruction."""
+    metrics: dict = {}
+    examples: dict = {}
+    for set_name, records in sets.items():
+        score_cell(metrics, examples, "greedy", set_name, [BASELINES[name](r) for r in records], records)
+        metrics[f"n/{set_name}"] = len(records)
+    return metrics, examples
 
 
 @torch.no_grad()
-def heldout_nll(model, tokenizer, records: list[Record], cfg: RunConfig, batch_size: int = 16) -> float:
-    """Mean per-token negative log-likelihood (nats) of the reference responses (+ EOS) given the prompts:
-    on the built-in held-out set, how well the student predicts the teacher's greedy answers. Much more
-    sensitive than ROUGE-L when the students are small and briefly trained."""
+def per_example_nll(model, tokenizer, records: list[Record], cfg: RunConfig, batch_size: int = 16) -> tuple[list, list]:
+    """Per example: summed negative log-likelihood (nats) of the reference response (+ EOS) given the
+    prompt, and its token count."""
     examples = tokenize_records(cfg, tokenizer, records)
     device = next(model.parameters()).device
-    total, count = 0.0, 0
+    sums, counts = [], []
+    was_training = model.training
     model.eval()
     for start in range(0, len(examples), batch_size):
         batch = {
@@ -162,18 +205,35 @@ def heldout_nll(model, tokenizer, records: list[Record], cfg: RunConfig, batch_s
         }
         positions, targets = supervised_positions(batch["labels"])
         logits = selected_logits(model, batch["input_ids"], batch["attention_mask"], positions)
-        total += float(torch.nn.functional.cross_entropy(logits.float(), targets, reduction="sum"))
-        count += targets.numel()
-    return total / count
+        nll = torch.nn.functional.cross_entropy(logits.float(), targets, reduction="none")
+        per_row = positions.sum(1).tolist()
+        sums += [float(chunk.sum()) for chunk in nll.split(per_row)]
+        counts += per_row
+    model.train(was_training)
+    return sums, counts
 
 
-def student_metrics(result, tokenizer, sets: dict[str, list[Record]], cfg: RunConfig, desc: str = "eval") -> dict:
-    """ROUGE-L of a trained student on ``sets``, its held-out NLL on ``builtin`` and its last training loss."""
-    metrics = evaluate(result.distiller.student, tokenizer, sets, cfg, desc=desc)
+def heldout_nll(model, tokenizer, records: list[Record], cfg: RunConfig, batch_size: int = 16) -> float:
+    """Mean per-token negative log-likelihood (nats) of the reference responses (+ EOS) given the prompts:
+    on the built-in held-out set, how well the student predicts the teacher's greedy answers. Much more
+    sensitive than ROUGE-L when the students are small and briefly trained."""
+    sums, counts = per_example_nll(model, tokenizer, records, cfg, batch_size)
+    return sum(sums) / sum(counts)
+
+
+def student_metrics(
+    result, tokenizer, sets: dict[str, list[Record]], cfg: RunConfig, desc: str = "eval"
+) -> tuple[dict, dict]:
+    """ROUGE-L of a trained student on ``sets``, its held-out NLL on ``builtin`` (with a bootstrap
+    interval; per-example values kept) and its last training loss."""
+    metrics, examples = evaluate(result.distiller.student, tokenizer, sets, cfg, desc=desc)
     if "builtin" in sets:
-        metrics["heldout_nll/builtin"] = heldout_nll(result.distiller.student, tokenizer, sets["builtin"], cfg)
+        sums, counts = per_example_nll(result.distiller.student, tokenizer, sets["builtin"], cfg)
+        metrics["heldout_nll/builtin"] = sum(sums) / sum(counts)
+        metrics["heldout_nll_ci/builtin"] = ratio_ci(sums, counts)
+        examples.setdefault("builtin", {})["nll"] = [{"sum": t, "tokens": c} for t, c in zip(sums, counts)]
     metrics["final_train_loss"] = result.history[-1]["loss"]
-    return metrics
+    return metrics, examples
 
 
 def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache, results_dir: Path) -> dict:
@@ -182,7 +242,7 @@ def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache
     result = train(cfg, teacher, tokenizer, examples, teacher_cache=cache)
     train_s = time.time() - start
     export_student(result, tokenizer, Path(cfg.output_dir) / "student")
-    metrics = student_metrics(result, tokenizer, sets, cfg, desc=name)
+    metrics, per_example = student_metrics(result, tokenizer, sets, cfg, desc=name)
     result.accelerator.end_training()
     metrics.update(
         {
@@ -201,6 +261,7 @@ def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache
             "mapping": result.mapping,
             "history": result.history,
             "teacher_cache_covered_mass": cache.mean_covered_mass if cache else None,
+            "examples": per_example,
         },
     )
 
@@ -232,7 +293,7 @@ def reproduce(
     teacher, tokenizer = load_teacher(base.teacher, base.train.teacher_dtype)
     train_records, held = training_records(base, teacher, tokenizer)
     examples = tokenize_records(base, tokenizer, train_records)
-    sets = eval_sets(base, held)
+    sets = eval_sets(base, held, tokenizer)
     log.info("train examples: %d; eval sets: %s", len(examples), {k: len(v) for k, v in sets.items()})
     cache = None
     if base.train.teacher_cache_top_k > 0 and any(
@@ -268,7 +329,7 @@ def reproduce(
     if with_teacher:
         t0 = time.time()
         greedy_only = replace(base, eval=replace(base.eval, sample_seeds=[]))
-        metrics = evaluate(
+        metrics, per_example = evaluate(
             teacher, tokenizer, {k: v for k, v in sets.items() if k != "builtin"}, greedy_only, "teacher"
         )
         written.append(
@@ -277,7 +338,17 @@ def reproduce(
                 metrics,
                 base,
                 wall_time_s=time.time() - t0,
-                extra={"row": "teacher", "label": ROW_LABELS["teacher"]},
+                extra={"row": "teacher", "label": ROW_LABELS["teacher"], "examples": per_example},
+            )
+        )
+    for name in BASELINES:
+        metrics, per_example = baseline_metrics(name, sets)
+        written.append(
+            write_results(
+                results_dir / f"{name}.json",
+                metrics,
+                base,
+                extra={"row": name, "label": ROW_LABELS[name], "examples": per_example},
             )
         )
     for name in tqdm(rows, desc="rows"):
@@ -294,10 +365,63 @@ def _as_overrides(row: dict) -> list[str]:
     return out
 
 
+def _with_ci(metrics: dict, key: str) -> str | None:
+    """``"value [low, high]"`` for a metric with a stored interval (``<kind>_ci/<set>``)."""
+    if key not in metrics:
+        return None
+    kind, name = key.split("/", 1)
+    ci = metrics.get(f"{kind}_ci/{name}")
+    return f"{metrics[key]:.2f} [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else f"{metrics[key]:.2f}"
+
+
+def _greedy_scores(row: dict, name: str) -> list[float] | None:
+    cells = row.get("examples", {}).get(name, {}).get("greedy")
+    return [e["rougeL"] for e in cells] if cells else None
+
+
+def _nll_per_example(row: dict) -> list[float] | None:
+    cells = row.get("examples", {}).get("builtin", {}).get("nll")
+    return [e["sum"] / e["tokens"] for e in cells] if cells else None
+
+
+def diff_from_kd(rows: list[dict], sets: list[str], reference: str = "kd_fkl") -> str:
+    """Markdown table of each trained row minus KD (paired bootstrap over the same examples, greedy
+    ROUGE-L per set, and held-out NLL per example): ``difference [95% interval]``."""
+    by_name = {r["row"]: r for r in rows}
+    if reference not in by_name:
+        return ""
+    base = by_name[reference]
+    table_rows = []
+    for r in rows:
+        if r["row"] not in ROWS or r["row"] == reference:
+            continue
+        row = {"Method": f"{r['label']} − KD"}
+        for name in sets:
+            a, b = _greedy_scores(r, name), _greedy_scores(base, name)
+            if a and b:
+                mean, ci = paired_diff_ci(a, b)
+                row[name] = f"{mean:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+        a, b = _nll_per_example(r), _nll_per_example(base)
+        if a and b:
+            mean, ci = paired_diff_ci(a, b)
+            row["held-out NLL (per-example mean) ↓"] = f"{mean:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+        table_rows.append(row)
+    headers = ["Method", *sets, "held-out NLL (per-example mean) ↓"]
+    return render_markdown_table(table_rows, headers)
+
+
 def render_outputs(results_dir: str | Path, readme: str | Path | None = None) -> str:
-    """``table.md`` and ``loss_curves.png`` from the results JSONs; the README table if given."""
+    """``table.md`` and ``loss_curves.png`` from the results JSONs; the README table if given.
+    Rows written by different commits are refused (a table mixing them does not reproduce)."""
     results_dir = Path(results_dir)
     rows = [r for r in load_results(results_dir) if "row" in r]
+    commits = {r.get("git_commit") for r in rows}
+    if len(commits) > 1:
+        raise ConfigError(
+            f"{results_dir}: rows written by different commits "
+            + "; ".join(f"{r['row']}: {r.get('git_commit')}" for r in rows)
+            + " (rerun them together)"
+        )
     for r in rows:
         if r.get("history"):
             last = r["history"][-1]
@@ -305,46 +429,51 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
                 last[f"loss/{n}"] for n in ("fkl", "ce", "rkl", "skl", "srkl") if f"loss/{n}" in last
             )
             r["final_inter_loss"] = last.get("loss/inter")
-    order = ["teacher", *ROWS]
+    order = ["teacher", *BASELINES, *ROWS]
     rows.sort(key=lambda r: order.index(r["row"]) if r["row"] in order else len(order))
     sets = []
     for r in rows:
         sets += [k.split("/", 1)[1] for k in r["metrics"] if k.startswith("n/") and k.split("/", 1)[1] not in sets]
     sets.sort(key=lambda name: name != "builtin")
-    sampled = any(k.startswith("rougeL_sampled/") for r in rows for k in r["metrics"])
-    columns = {"label": "Method"}
-    for s in sets:
-        columns[f"metrics.rougeL_greedy/{s}"] = f"{s} (n={_first(rows, f'n/{s}')})"
-    columns["metrics.heldout_nll/builtin"] = "held-out NLL ↓"
-    columns["final_output_loss"] = "final train output loss"
-    columns["final_inter_loss"] = "final train inter loss"
-    columns["metrics.train_time_s"] = "train s"
-    body = render_markdown_table(
-        rows,
-        columns,
-        digits=2,
-        bold_best={**{f"metrics.rougeL_greedy/{s}": "max" for s in sets}, "metrics.heldout_nll/builtin": "min"},
-    )
-    if sampled:
+    table_rows = []
+    for r in rows:
+        m = r["metrics"]
+        row = {"Method": r["label"]}
+        for s in sets:
+            row[f"{s} (n={_first(rows, f'n/{s}')})"] = _with_ci(m, f"rougeL_greedy/{s}")
+        row["held-out NLL ↓"] = _with_ci(m, "heldout_nll/builtin")
+        row["final train output loss"] = r.get("final_output_loss")
+        row["final train inter loss"] = r.get("final_inter_loss")
+        row["train s"] = m.get("train_time_s")
+        table_rows.append(row)
+    body = render_markdown_table(table_rows, list(table_rows[0]), digits=2)
+    sampled_rows = [r for r in rows if any(k.startswith("rougeL_sampled/") for k in r["metrics"])]
+    if sampled_rows:
         seeds = sorted(
             {k.split("/")[0][len("rougeL_seed") :] for r in rows for k in r["metrics"] if k.startswith("rougeL_seed")}
         )
-        sampled_cols = {"label": "Method", **{f"metrics.rougeL_sampled/{s}": s for s in sets}}
         body += (
-            f"\nSampled decoding (temperature 1, mean over seeds {', '.join(seeds)}; the teacher row is greedy "
-            "only, to save time):\n\n"
+            f"\nSampled decoding (temperature 1, per-example mean over seeds {', '.join(seeds)}; the teacher "
+            "row is greedy only, to save time):\n\n"
             + render_markdown_table(
-                [r for r in rows if any(k.startswith("rougeL_sampled/") for k in r["metrics"])],
-                sampled_cols,
-                digits=2,
-                bold_best={f"metrics.rougeL_sampled/{s}": "max" for s in sets},
+                [
+                    {"Method": r["label"], **{s: _with_ci(r["metrics"], f"rougeL_sampled/{s}") for s in sets}}
+                    for r in sampled_rows
+                ],
+                ["Method", *sets],
             )
         )
+    diff = diff_from_kd(rows, sets)
+    if diff:
+        body += "\nDifference from KD on the same examples (greedy ROUGE-L; paired bootstrap 95% interval):\n\n" + diff
+    commit = next(iter(commits), None)
     note = (
-        "ROUGE-L (x100, rouge-score RougeL with stemming, max over references), greedy decoding; references "
+        "ROUGE-L (x100, rouge-score RougeL with stemming, max over references), greedy decoding, "
+        "with a bootstrap 95% interval over the set's examples in brackets; references "
         "of `builtin` are the teacher's greedy answers to held-out built-in instructions (so the teacher is "
         "not scored there). Held-out NLL: nats per token of those teacher answers under the student. Final train "
-        "output loss: CE for SFT, forward KL otherwise (last step, unweighted).\n\n"
+        "output loss: CE for SFT, forward KL otherwise (last step, unweighted). Per-example outputs and scores "
+        f"are in each row's JSON (`examples`). All rows from commit `{commit}`.\n\n"
     )
     table = note + body
     atomic_write_text(results_dir / "table.md", table)

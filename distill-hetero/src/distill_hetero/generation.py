@@ -93,7 +93,7 @@ def teacher_answers(
     key = hashlib.sha256(json.dumps([teacher_name, prompts, max_new_tokens, max_prompt_tokens]).encode()).hexdigest()
     name = f"teacher_answers_{key[:16]}.jsonl"
     path = Path(cache_dir).expanduser() / name
-    for candidate in (path, PACKAGED_ANSWERS / name):
+    for candidate in (PACKAGED_ANSWERS / name, path):  # the shipped file first: never a stale local copy
         answers = _read_answers(candidate, prompts)
         if answers is not None:
             return answers

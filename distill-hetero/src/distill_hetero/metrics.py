@@ -15,10 +15,16 @@ def rouge_l(prediction: str, references: list[str]) -> float:
     return max(_SCORER.score(ref, prediction)["rougeL"].fmeasure for ref in references)
 
 
-def corpus_rouge_l(predictions: list[str], references: list[list[str]]) -> float:
-    """Mean over examples of the per-example best ROUGE-L, x100."""
+def rouge_l_scores(predictions: list[str], references: list[list[str]]) -> list[float]:
+    """Per-example best ROUGE-L, x100."""
     if len(predictions) != len(references):
         raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
     if not predictions:
         raise ValueError("no predictions to score")
-    return 100.0 * sum(rouge_l(p, r) for p, r in zip(predictions, references)) / len(predictions)
+    return [100.0 * rouge_l(p, r) for p, r in zip(predictions, references)]
+
+
+def corpus_rouge_l(predictions: list[str], references: list[list[str]]) -> float:
+    """Mean over examples of the per-example best ROUGE-L, x100."""
+    scores = rouge_l_scores(predictions, references)
+    return sum(scores) / len(scores)

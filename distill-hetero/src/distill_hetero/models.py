@@ -1,4 +1,5 @@
-"""Teacher loading and student construction (another family, smaller depth and width, same tokenizer)."""
+"""Teacher loading and student construction: pruned from the teacher, or another family built from a
+config (smaller depth and width, same tokenizer)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, Qwen2Config
 
 from distill_hetero.config import StudentConfig
+from distill_hetero.pruning import prune_teacher
 from distill_hetero.vocab import check_vocabularies
 from shared_utils.errors import ConfigError
 from shared_utils.models import load_causal_lm
@@ -78,8 +80,17 @@ def init_embeddings_from_teacher(student, teacher) -> float:
 
 
 def build_student(cfg: StudentConfig, tokenizer, teacher=None):
-    """A fresh student from ``cfg`` (gpt2 | qwen2 | llama config), or one loaded from a folder/hub id whose
-    tokenizer must equal the teacher's. ``init=teacher_pca`` seeds its token embeddings from the teacher."""
+    """The student. ``init=teacher_prune``: derived from the teacher by structured pruning
+    (``num_layers`` of its blocks, ``intermediate_size`` MLP channels; :mod:`distill_hetero.pruning`),
+    ``family``, ``hidden_size`` and ``num_heads`` then being the teacher's. Otherwise a fresh student
+    from ``cfg`` (gpt2 | qwen2 | llama config), or one loaded from a folder/hub id whose tokenizer must
+    equal the teacher's; ``init=teacher_pca`` seeds its token embeddings from the teacher."""
+    if cfg.init in ("teacher_pca", "teacher_prune") and teacher is None:
+        raise ConfigError(f"student.init={cfg.init} needs the teacher")
+    if cfg.init == "teacher_prune":
+        student = prune_teacher(teacher, cfg.num_layers, cfg.intermediate_size)
+        student.train()
+        return student
     config = student_config(cfg, tokenizer)
     if config is None:
         student = AutoModelForCausalLM.from_pretrained(cfg.family)
@@ -91,8 +102,6 @@ def build_student(cfg: StudentConfig, tokenizer, teacher=None):
     else:
         student = AutoModelForCausalLM.from_config(config)
     if cfg.init == "teacher_pca":
-        if teacher is None:
-            raise ConfigError("student.init=teacher_pca needs the teacher")
         init_embeddings_from_teacher(student, teacher)
     student.train()
     return student

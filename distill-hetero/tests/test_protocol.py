@@ -1,0 +1,82 @@
+"""Evaluation protocol: prompts keep their instruction when truncated, bootstrap intervals, trivial
+baselines, per-example outputs, and a table that refuses rows of different commits."""
+
+import json
+
+import pytest
+
+from distill_hetero.config import RunConfig
+from distill_hetero.data import fit_prompt, format_prompt, parse_record
+from distill_hetero.experiment import baseline_metrics, render_outputs
+from distill_hetero.intervals import mean_ci, paired_diff_ci, ratio_ci
+from shared_utils.errors import ConfigError
+
+
+def _length(tokenizer, text):
+    return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def test_the_instruction_survives_truncation(tokenizer):
+    instruction = "What is the capital of France?"
+    context = " ".join(["The cat sleeps on the sofa."] * 60)
+    record = parse_record({"instruction": instruction, "input": context, "output": "Paris."}, 0)
+    budget = _length(tokenizer, format_prompt(instruction, "The cat sleeps ...")) + 20
+    assert _length(tokenizer, record.prompt) > budget + 100
+    fitted = fit_prompt(tokenizer, record, budget)
+    assert _length(tokenizer, fitted.prompt) <= budget
+    assert f"### Instruction:\n{instruction}\n\n### Input:\nThe cat sleeps" in fitted.prompt
+    assert fitted.prompt.endswith("...\n\n### Response:\n") and fitted.references == ["Paris."]
+    # the old left cut would have dropped the instruction
+    left_cut = tokenizer.decode(tokenizer(record.prompt, add_special_tokens=False)["input_ids"][-budget:])
+    assert instruction not in left_cut
+    assert fit_prompt(tokenizer, record, 10_000) is record  # a prompt that fits is not touched
+
+
+def test_bootstrap_intervals():
+    low, high = mean_ci([0.0, 10.0] * 20)
+    assert low < 5.0 < high and high - low < 5.0
+    assert mean_ci([3.0] * 7) == [3.0, 3.0]
+    assert mean_ci([1.0, 2.0, 9.0]) == mean_ci([1.0, 2.0, 9.0])  # seeded: an interval is reproducible
+    mean, ci = paired_diff_ci([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
+    assert mean == 1.0 and ci == [1.0, 1.0]
+    low, high = ratio_ci([10.0, 20.0, 30.0], [10, 10, 10])
+    assert 1.0 <= low <= 2.0 <= high <= 3.0
+    with pytest.raises(ValueError, match="same examples"):
+        paired_diff_ci([1.0], [1.0, 2.0])
+
+
+def test_trivial_baselines_score_constant_and_echoed_answers():
+    records = [
+        parse_record({"instruction": "Say the answer is five.", "output": "The answer is five."}, 0),
+        parse_record({"instruction": "Name a fruit.", "output": "apple"}, 1),
+    ]
+    metrics, examples = baseline_metrics("constant", {"toy": records})
+    assert [e["output"] for e in examples["toy"]["greedy"]] == ["The answer is"] * 2
+    assert metrics["rougeL_greedy/toy"] == pytest.approx(100 * (2 * 3 / 7) / 2)  # F1 of 3 of 4 words, and 0
+    metrics, examples = baseline_metrics("echo", {"toy": records})
+    assert examples["toy"]["greedy"][1]["output"] == "Name a fruit." and metrics["n/toy"] == 2
+
+
+def _row(path, name, commit, score):
+    path.write_text(
+        json.dumps(
+            {
+                "row": name,
+                "label": name,
+                "git_commit": commit,
+                "metrics": {"rougeL_greedy/toy": score, "rougeL_greedy_ci/toy": [score - 1, score + 1], "n/toy": 2},
+                "examples": {"toy": {"greedy": [{"output": "x", "rougeL": score}] * 2}},
+            }
+        )
+    )
+
+
+def test_table_shows_intervals_and_refuses_rows_of_different_commits(tmp_path):
+    _row(tmp_path / "kd_fkl.json", "kd_fkl", "abc", 5.0)
+    _row(tmp_path / "kd_inter_fixed.json", "kd_inter_fixed", "abc", 7.0)
+    table = render_outputs(tmp_path)
+    assert "5.00 [4.00, 6.00]" in table and "+2.00 [+2.00, +2.00]" in table and "commit `abc`" in table
+    _row(tmp_path / "sft.json", "sft", "def", 1.0)
+    with pytest.raises(ConfigError, match=r"different commits .*sft: def"):
+        render_outputs(tmp_path)
+    assert RunConfig().data.cache_dir.startswith("runs/")  # no teacher answers shared across checkouts
