@@ -15,7 +15,7 @@ from typing import Literal, get_args
 from shared_utils.config import check_choices
 from shared_utils.errors import ConfigError
 
-Method = Literal["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace"]
+Method = Literal["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace", "wise"]
 METHODS: tuple[str, ...] = get_args(Method)
 NullGate = Literal["activation", "none", "calibrated", "subject"]  # the no-expert paths of router.null_threshold
 DataFormat = Literal["auto", "zsre", "counterfact", "jsonl", "builtin"]
@@ -180,8 +180,34 @@ class PlanConfig:
 
 
 @dataclass
+class WISEConfig:
+    """WISE (Wang et al. 2024; lemoe.baselines.wise): side memory in the adaptor layer's down-projection."""
+
+    lr: float = field(default=1e-2, metadata=_h("learning rate of the side memory's shard (AdamW)"))
+    mask_density: float = field(
+        default=0.2, metadata=_h("ρ, the fraction of side-memory entries each shard (edit batch) may write")
+    )
+    merge_every: int = field(
+        default=5,
+        metadata=_h("shards merged (TIES) into the side memory before it is consolidated (new shards start from it)"),
+    )
+    merge_density: float = field(default=1.0, metadata=_h("TIES trim: fraction of each shard's entries kept"))
+    margin_unrelated: float = field(default=0.5, metadata=_h("α of Eq. 5: Δ_act on unrelated text is pushed below it"))
+    margin_edit: float = field(default=2.0, metadata=_h("β of Eq. 5: Δ_act on edit prompts is pushed above it"))
+    margin_gap: float = field(default=1.5, metadata=_h("γ of Eq. 5: the gap Δ(edit) − Δ(unrelated) is pushed above it"))
+    act_weight: float = field(default=1.0, metadata=_h("weight of the routing loss L_a beside the target NLL"))
+    act_ratio: float = field(
+        default=0.88, metadata=_h("ε = act_ratio × the lowest Δ_act over every edit prompt so far")
+    )
+    null_data: str = field(
+        default="builtin", metadata=_h("unrelated text x_i of Eq. 5 ('builtin' = the package's calibration lines)")
+    )
+    seed: int = field(default=0, metadata=_h("seed of the shard masks"))
+
+
+@dataclass
 class BaselineConfig:
-    """Settings of the baselines run in the same harness (FT-L, LoRA, GRACE)."""
+    """Settings of the baselines run in the same harness (FT-L, LoRA, GRACE, WISE)."""
 
     ftl_module: str = field(
         default="down_proj",
@@ -198,6 +224,7 @@ class BaselineConfig:
         metadata=_h("GRACE: initial radius ε_init of a codebook entry (Euclidean, in units of the FFN input)"),
     )
     grace_lr: float = field(default=0.1, metadata=_h("GRACE: learning rate of the codebook values"))
+    wise: WISEConfig = field(default_factory=WISEConfig)
 
 
 @dataclass

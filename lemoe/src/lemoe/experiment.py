@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor
+from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor, WISEEditor
 from lemoe.config import METHODS, ExperimentConfig, TrainConfig
 from lemoe.data import EditRequest, load_edits, unrelated_text
 from lemoe.editor import LEMoEEditor
@@ -54,6 +54,7 @@ LABELS = {
     "ft_l": "FT-L",
     "lora": "LoRA (peft)",
     "grace": "GRACE (codebook)",
+    "wise": "WISE (side memory)",
 }
 
 
@@ -120,6 +121,8 @@ def make_editor(method: str, model, tokenizer, cfg: ExperimentConfig):
     if method == "grace":
         b = cfg.baselines
         return GRACEEditor(model, tokenizer, lemoe.adaptor, lemoe.train, b.grace_lr, b.grace_eps)
+    if method == "wise":
+        return WISEEditor(model, tokenizer, lemoe.adaptor, lemoe.train, cfg.baselines.wise)
     raise ValueError(f"unknown method {method!r} in methods; expected some of {list(METHODS)}")
 
 

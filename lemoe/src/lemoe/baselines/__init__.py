@@ -1,8 +1,9 @@
-"""Baselines run in the same harness as LEMoE: FT-L, LoRA and GRACE (token-level MoE routing is
+"""Baselines run in the same harness as LEMoE: FT-L, LoRA, GRACE and WISE (token-level MoE routing is
 ``LEMoEEditor`` with ``router.mode='token'``)."""
 
 from lemoe.baselines.ftl import FTLEditor
 from lemoe.baselines.grace import GRACEEditor
 from lemoe.baselines.lora import LoRAEditor
+from lemoe.baselines.wise import WISEEditor
 
-__all__ = ["FTLEditor", "GRACEEditor", "LoRAEditor"]
+__all__ = ["FTLEditor", "GRACEEditor", "LoRAEditor", "WISEEditor"]
