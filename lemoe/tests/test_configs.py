@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_shipped_configs_are_inside_the_package():
-    assert {"default", "tiny", "zsre_t20", "paper/llama2_7b_zsre_t1000", "paper/mistral_7b_zsre_t1000"} <= set(SHIPPED)
+    assert {"default", "tiny", "zsre_t100", "paper/llama2_7b_zsre_t1000", "paper/mistral_7b_zsre_t1000"} <= set(SHIPPED)
 
 
 def test_dataclass_defaults_equal_the_shipped_default_config():

@@ -52,6 +52,7 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
         "ft_l",
         "lora",
         "grace",
+        "wise",
     }
     lemoe = json.loads((out / "lemoe.json").read_text())
     assert [c["edits"] for c in lemoe["curve"]] == [3, 6]

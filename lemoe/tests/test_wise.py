@@ -46,7 +46,7 @@ def test_side_memory_answers_only_rows_whose_activation_reaches_the_threshold():
 
 def _editor(kind, **wise):
     cfg = tiny_config(max_steps=100)
-    settings = WISEConfig(lr=3e-2, **wise)
+    settings = WISEConfig(**{"lr": 3e-2, "act_weight": 1.0, **wise})
     return WISEEditor(tiny_model(kind), TOKENIZER, cfg.adaptor, cfg.train, settings)
 
 

@@ -183,7 +183,7 @@ class PlanConfig:
 class WISEConfig:
     """WISE (Wang et al. 2024; lemoe.baselines.wise): side memory in the adaptor layer's down-projection."""
 
-    lr: float = field(default=1e-2, metadata=_h("learning rate of the side memory's shard (AdamW)"))
+    lr: float = field(default=3e-2, metadata=_h("learning rate of the side memory's shard (AdamW; dev sweep)"))
     mask_density: float = field(
         default=0.2, metadata=_h("ρ, the fraction of side-memory entries each shard (edit batch) may write")
     )
@@ -195,7 +195,9 @@ class WISEConfig:
     margin_unrelated: float = field(default=0.5, metadata=_h("α of Eq. 5: Δ_act on unrelated text is pushed below it"))
     margin_edit: float = field(default=2.0, metadata=_h("β of Eq. 5: Δ_act on edit prompts is pushed above it"))
     margin_gap: float = field(default=1.5, metadata=_h("γ of Eq. 5: the gap Δ(edit) − Δ(unrelated) is pushed above it"))
-    act_weight: float = field(default=1.0, metadata=_h("weight of the routing loss L_a beside the target NLL"))
+    act_weight: float = field(
+        default=0.1, metadata=_h("weight of the routing loss L_a beside the target NLL (dev sweep)")
+    )
     act_ratio: float = field(
         default=0.88, metadata=_h("ε = act_ratio × the lowest Δ_act over every edit prompt so far")
     )
@@ -242,10 +244,19 @@ class ExperimentConfig:
         default=1, metadata=_h("independent runs on disjoint slices of the data (model reset in between), averaged")
     )
     methods: list[Method] = field(
-        default_factory=lambda: ["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace"],
+        default_factory=lambda: [
+            "lemoe",
+            "lemoe_subject",
+            "lemoe_random",
+            "token_moe",
+            "ft_l",
+            "lora",
+            "grace",
+            "wise",
+        ],
         metadata=_h(
             "methods to run: lemoe, lemoe_subject (subject-span routing value), lemoe_random, token_moe, ft_l, "
-            "lora, grace; lemoe also reports its trained experts under the other no-expert paths (lemoe_gate_*)"
+            "lora, grace, wise; lemoe also reports its trained experts under the other no-expert paths (lemoe_gate_*)"
         ),
     )
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))
