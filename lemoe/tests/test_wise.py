@@ -70,6 +70,7 @@ def test_wise_routes_edits_to_the_side_memory_and_leaves_unrelated_prompts_bit_i
     editor.edit(REQUESTS[:1])
     assert torch.equal(editor.memory.served, editor.shards[0])  # one shard: the merge is the shard itself
     editor.edit(REQUESTS[1:])
+    assert [h["sequences"] for h in editor.history] == [1, 1]  # a batch trains on its own edits only
     assert editor.shards == [] and torch.equal(editor.base, editor.memory.served)  # merge_every=2: consolidated
     assert torch.equal(editor.memory.proj.weight, main)  # the main memory never moves
     assert _routed(editor, [r.prompt for r in REQUESTS]) == [True, True]

@@ -1,5 +1,6 @@
-"""``lemoe bench``: editing throughput against FT-L and LoRA, inference latency of the edited model
-over the unedited one, and parameters/memory per expert, all measured in one run."""
+"""``lemoe bench``: editing throughput of LEMoE, WISE, FT-L, LoRA and GRACE, the cost of one batch
+after 1, 5, 25 and 50 batches (LEMoE past its expert cap, WISE), inference latency of the edited
+model over the unedited one, and parameters/memory per expert, all measured in one run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import time
 
 import torch
 
-from lemoe.baselines import FTLEditor, LoRAEditor
-from lemoe.config import LEMoEConfig
+from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor, WISEEditor
+from lemoe.config import BaselineConfig, LEMoEConfig
 from lemoe.data import load_edits
 from lemoe.editor import LEMoEEditor
 
@@ -30,6 +31,20 @@ def _ratio(edited, unedited, repeats: int) -> float:
     return statistics.median(times["edited"]) / statistics.median(times["unedited"])
 
 
+def batch_costs(editor, requests, size: int, marks: tuple[int, ...]) -> dict[int, tuple[float, int]]:
+    """Edit ``max(marks)`` batches of ``size`` requests (cycling through ``requests``); for each batch number in
+    ``marks``: (seconds that batch took, sequences it trained on)."""
+    out = {}
+    for b in range(1, max(marks) + 1):
+        start = (b - 1) * size
+        batch = [requests[(start + i) % len(requests)] for i in range(size)]
+        began = time.perf_counter()
+        record = editor.edit(batch)
+        if b in marks:
+            out[b] = (time.perf_counter() - began, record["sequences"])
+    return out
+
+
 def run_bench(
     model_name: str = "smollm2-135m-instruct",
     edits: int = 20,
@@ -37,7 +52,8 @@ def run_bench(
     experts: int = 5,
     layer: int = 25,
     repeats: int = 15,
-    gate: str = "subject",
+    gate: str = "activation",
+    marks: tuple[int, ...] = (1, 5, 25, 50),
 ) -> dict[str, float]:
     """Print and return the benchmark numbers (ratios are measured in this one process)."""
     from shared_utils.models import load_causal_lm
@@ -49,16 +65,26 @@ def run_bench(
     cfg.router.null_threshold = gate
     batch = requests[:edits]
     out: dict[str, float] = {}
+    b = BaselineConfig()
     makers = {
         "lemoe": lambda m: LEMoEEditor(m, tok, cfg),
-        "ft_l": lambda m: FTLEditor(m, tok, cfg.adaptor, cfg.train, cfg.train.lr),
-        "lora": lambda m: LoRAEditor(m, tok, cfg.adaptor, cfg.train, cfg.train.lr),
+        "wise": lambda m: WISEEditor(m, tok, cfg.adaptor, cfg.train, b.wise),
+        "ft_l": lambda m: FTLEditor(m, tok, cfg.adaptor, cfg.train, b.ftl_lr, b.ftl_module),
+        "lora": lambda m: LoRAEditor(m, tok, cfg.adaptor, cfg.train, b.lora_lr, b.lora_rank, b.lora_alpha),
+        "grace": lambda m: GRACEEditor(m, tok, cfg.adaptor, cfg.train, b.grace_lr, b.grace_eps),
     }
     for name, make in makers.items():
         editor = make(copy.deepcopy(base))
         start = time.perf_counter()
         editor.edit(batch)
         out[f"{name}_edits_per_s"] = edits / (time.perf_counter() - start)
+    # cost of one batch as edits accumulate (fixed steps, no early stop): LEMoE reuses its last expert past
+    # the cap with a bounded replay; WISE adds one shard per batch
+    for name in ("lemoe", "wise"):
+        for mark, (seconds, sequences) in batch_costs(
+            makers[name](copy.deepcopy(base)), requests, edits, marks
+        ).items():
+            out[f"{name}_batch{mark}_s"], out[f"{name}_batch{mark}_sequences"] = seconds, sequences
     # inference latency: an editor with `experts` experts (one short batch each) vs the unedited model
     cfg.train.max_steps = 1
     model = copy.deepcopy(base)
@@ -103,11 +129,17 @@ def run_bench(
         f"model {model_name}, adaptor layer {layer}, {edits} edits x {steps} steps per method, {experts} experts, "
         f"no-expert path {gate!r}"
     )
+    names = {"lemoe": "LEMoE", "wise": "WISE", "ft_l": "FT-L", "lora": "LoRA", "grace": "GRACE"}
     print(
-        f"editing throughput (edits/s): LEMoE {out['lemoe_edits_per_s']:.2f}, FT-L {out['ft_l_edits_per_s']:.2f}, "
-        f"LoRA {out['lora_edits_per_s']:.2f}  (LEMoE/FT-L {out['lemoe_edits_per_s'] / out['ft_l_edits_per_s']:.2f}x, "
-        f"LEMoE/LoRA {out['lemoe_edits_per_s'] / out['lora_edits_per_s']:.2f}x)"
+        "editing throughput (edits/s): "
+        + ", ".join(f"{label} {out[f'{key}_edits_per_s']:.2f}" for key, label in names.items())
+        + f"  (LEMoE/FT-L {out['lemoe_edits_per_s'] / out['ft_l_edits_per_s']:.2f}x)"
     )
+    for key in ("lemoe", "wise"):
+        costs = ", ".join(
+            f"batch {m}: {out[f'{key}_batch{m}_s']:.1f} s ({out[f'{key}_batch{m}_sequences']} sequences)" for m in marks
+        )
+        print(f"{names[key]} cost of one batch of {edits} as edits accumulate: {costs}")
     print(
         f"inference latency edited/unedited: forward {out['forward_latency_ratio']:.3f}x, "
         f"generate(8 tokens) {out['generate_latency_ratio']:.3f}x  (target <= 1.10x); noise floor "

@@ -44,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--layer", type=int, default=defaults.adaptor.layer, help="adaptor layer (the default config's)")
     bench.add_argument("--repeats", type=int, default=15, help="timed repetitions of the inference pass")
     bench.add_argument(
+        "--marks",
+        default="1,5,25,50",
+        help="batch numbers whose cost is reported (LEMoE and WISE edit up to the largest, --edits per batch)",
+    )
+    bench.add_argument(
         "--gate",
         default=defaults.router.null_threshold,
         choices=get_args(NullGate),
@@ -77,7 +82,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     from lemoe.bench import run_bench
 
-    run_bench(args.model, args.edits, args.steps, args.experts, args.layer, args.repeats, args.gate)
+    marks = tuple(int(m) for m in args.marks.split(","))
+    run_bench(args.model, args.edits, args.steps, args.experts, args.layer, args.repeats, args.gate, marks)
     return 0
 
 

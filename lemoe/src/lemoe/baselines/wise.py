@@ -134,8 +134,8 @@ class WISEEditor(SequentialEditor):
         self._acts: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # A(x) and prompt masks of this batch
         self.edit_acts: list[tuple[torch.Tensor, torch.Tensor]] = []  # every edit prompt so far, for ε
         self._in_routing = False
-        texts = unrelated_text(cfg.null_data)
-        self._unrelated = encode_texts(tokenizer, texts, self.device)
+        self._unrelated = encode_texts(tokenizer, unrelated_text(cfg.null_data), self.device)
+        self._unrelated_acts: torch.Tensor | None = None  # A(x_i): computed at the first batch, then kept
         model.register_forward_pre_hook(self._decide_hook, with_kwargs=True)
 
     # ----- routing -------------------------------------------------------------------------
@@ -188,12 +188,11 @@ class WISEEditor(SequentialEditor):
             self._in_routing = False
 
     def _prepare_encoded(self, enc: dict[str, torch.Tensor]) -> None:
+        if self._unrelated_acts is None:
+            self._unrelated_acts = self._down_inputs(self._unrelated["input_ids"], self._unrelated["attention_mask"])
         self._acts = {
             "edits": (self._down_inputs(enc["input_ids"], enc["attention_mask"]), enc["prompt_mask"]),
-            "unrelated": (
-                self._down_inputs(self._unrelated["input_ids"], self._unrelated["attention_mask"]),
-                self._unrelated["attention_mask"],
-            ),
+            "unrelated": (self._unrelated_acts, self._unrelated["attention_mask"]),
         }
 
     def _activations(self, delta: torch.Tensor) -> dict[str, torch.Tensor]:
