@@ -234,14 +234,19 @@ def test_tiny_reproduce_writes_only_under_output_dir_repeats_its_numbers_and_ski
     assert main(["reproduce", "--config", "tiny", "--output_dir", "b", "--rows", "infodiffusion", "--seeds", "1"]) == 0
     again = json.loads((tmp_path / "b" / "results" / "infodiffusion.seed1.json").read_text())
     assert again["metrics"] == parts["infodiffusion.seed1.json"]["metrics"]
-    # a part trained with other settings is not mixed in: it is written, then aggregation is refused naming it
+    # a part trained with other settings is not mixed in: each call aggregates only the parts run with
+    # its own settings and skips the others with a warning naming them (parts run in parallel, stale files)
     lr = ["--train.lr", "0.01"]
     assert (
         main(["reproduce", "--config", "tiny", "--output_dir", "b", "--rows", "infodiffusion", "--seeds", "2", *lr])
-        == 2
+        == 0
     )
     stale = json.loads((tmp_path / "b" / "results" / "infodiffusion.seed2.json").read_text())
     assert stale["config"]["train"]["lr"] == 0.01
-    capsys.readouterr()
-    assert main(["reproduce", "--config", "tiny", "--output_dir", "b", "--aggregate-only"]) == 2
-    _one_line_error(capsys, "infodiffusion.seed2.json", "other settings")
+    summary = json.loads((tmp_path / "b" / "results" / "summary.json").read_text())["rows"]
+    assert [(e["row"], e["seeds"]) for e in summary] == [("infodiffusion", [2])]
+    assert "infodiffusion.seed1.json: skipped" in capsys.readouterr().err
+    assert main(["reproduce", "--config", "tiny", "--output_dir", "b", "--aggregate-only"]) == 0
+    summary = json.loads((tmp_path / "b" / "results" / "summary.json").read_text())["rows"]
+    assert [(e["row"], e["seeds"]) for e in summary] == [("infodiffusion", [1])]
+    assert "infodiffusion.seed2.json: skipped" in capsys.readouterr().err

@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 from infodiffusion.config import InfoDiffusionConfig, SampleConfig
+from shared_utils.tracking import get_logger
+
+logger = get_logger(__name__)
 
 ROWS = {
     "diffuseq": ("DiffuSeq (sqrt)", {"diffusion.schedule": "sqrt", "model.self_conditioning": False}),
@@ -159,20 +162,58 @@ def run_row(cfg: InfoDiffusionConfig, row: str, results_dir: Path, scorer, reuse
     return metrics
 
 
-def aggregate(results_dir: Path) -> list[dict]:
+def _load_parts(results_dir: Path) -> list[dict]:
+    """Every ``*.seed*.json`` in ``results_dir`` that is a finished part (valid JSON with a row,
+    seed, config, metrics and curve); others (a part another process is still writing, a file
+    from elsewhere) are skipped with a warning naming them."""
+    parts = []
+    for file in sorted(results_dir.glob("*.seed*.json")):
+        try:
+            record = json.loads(file.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            logger.warning("%s: skipped, not a finished part (%s)", file.name, type(err).__name__)
+            continue
+        missing = [k for k in ("row", "seed", "config", "metrics", "curve", "train") if k not in record]
+        if not isinstance(record, dict) or missing:
+            logger.warning("%s: skipped, not a finished part (no %s)", file.name, ", ".join(missing or ["dict"]))
+            continue
+        record["_file"] = file.name
+        parts.append(record)
+    return parts
+
+
+def expected_settings(base: InfoDiffusionConfig, runs_dir: Path) -> dict[str, dict]:
+    """Per row, the settings (seed and output_dir aside) its parts must have been run with under ``base``."""
+    from shared_utils.config import config_to_dict
+
+    return {
+        row: _settings(config_to_dict(row_config(copy.deepcopy(base), row, 0, runs_dir)), ("output_dir", "seed"))
+        for row in ROWS
+    }
+
+
+def aggregate(results_dir: Path, expected: dict[str, dict] | None = None) -> list[dict]:
     """One entry per row with results: its seeds, each metric's mean and 95% half-width over
     seeds, mean training steps/s, and the mean BLEU-vs-steps curve (with its per-step
-    half-width). Parts of one row trained with other settings (seed and output_dir aside) are
-    refused, naming the files."""
+    half-width). Files that are not finished parts are skipped with a warning. With
+    ``expected`` (row -> settings, see :func:`expected_settings`), parts run with other settings
+    (stale files, or another part's run with other options) are skipped with a warning naming
+    them, so that parts run in parallel never fail each other's aggregation; without it, parts of
+    one row trained with other settings (seed and output_dir aside) are refused, naming the files."""
     from shared_utils.errors import ConfigError
-    from shared_utils.results import load_results
 
     by_row: dict[str, list[dict]] = {}
-    for record in load_results(results_dir, "*.seed*.json"):
+    for record in _load_parts(results_dir):
         by_row.setdefault(record.get("row"), []).append(record)
     entries = []
     for row in ROWS:
         parts = sorted(by_row.get(row, []), key=lambda r: r["seed"])
+        if expected is not None and row in expected:
+            keep = [p for p in parts if _settings(p["config"], ("output_dir", "seed")) == expected[row]]
+            stale = [p["_file"] for p in parts if p not in keep]
+            if stale:
+                logger.warning("%s: skipped, run with other settings than this call's", ", ".join(stale))
+            parts = keep
         if not parts:
             continue
         settings = [_settings(p["config"], ("output_dir", "seed")) for p in parts]
@@ -258,14 +299,14 @@ def plot_curves(entries: list[dict], path: Path) -> None:
     save_figure(fig, path, dpi=120)
 
 
-def write_report(results_dir: Path, readme: Path | None) -> str:
+def write_report(results_dir: Path, readme: Path | None, expected: dict[str, dict] | None = None) -> str:
     """Aggregate every part in ``results_dir`` into ``summary.json``, ``table.md`` and the figure
     (and the README's marked table when ``readme`` is given)."""
     from shared_utils.atomic import atomic_write_json
     from shared_utils.errors import ConfigError
     from shared_utils.results import atomic_write_text, replace_marked_section
 
-    entries = aggregate(results_dir)
+    entries = aggregate(results_dir, expected)
     if not entries:
         raise ConfigError(f"--results: no <row>.seed<N>.json files in {results_dir} to aggregate")
     table = render_table(entries)
@@ -322,4 +363,4 @@ def reproduce(
         scorer = BertScorer(base.eval.bertscore_model, base.eval.bertscore_layer) if base.eval.bertscore_model else None
         for row, cfg in todo:
             run_row(cfg, row, results_dir, scorer, reuse)
-    return write_report(results_dir, readme)
+    return write_report(results_dir, readme, expected_settings(base, runs_dir))
