@@ -7,7 +7,7 @@ import pytest
 
 from distill_hetero.config import RunConfig
 from distill_hetero.data import fit_prompt, format_prompt, parse_record
-from distill_hetero.experiment import baseline_metrics, render_outputs
+from distill_hetero.experiment import baseline_metrics, render_outputs, training_records
 from distill_hetero.intervals import mean_ci, paired_diff_ci, ratio_ci
 from shared_utils.errors import ConfigError
 
@@ -80,3 +80,15 @@ def test_table_shows_intervals_and_refuses_rows_of_different_commits(tmp_path):
     with pytest.raises(ConfigError, match=r"different commits .*sft: def"):
         render_outputs(tmp_path)
     assert RunConfig().data.cache_dir.startswith("runs/")  # no teacher answers shared across checkouts
+
+
+def test_a_training_file_with_some_outputs_missing_is_an_error_naming_them(tmp_path, tokenizer):
+    path = tmp_path / "train.jsonl"
+    rows = [{"instruction": f"Say {i}.", "input": "", "output": f"{i}"} for i in range(4)]
+    rows[1].pop("output")
+    rows[3].pop("output")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = RunConfig()
+    cfg.data.train = str(path)
+    with pytest.raises(ConfigError, match=r"2 of 4 records have no output \(records 1, 3\).*--data\.targets teacher"):
+        training_records(cfg, None, tokenizer)

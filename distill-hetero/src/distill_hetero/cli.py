@@ -107,7 +107,13 @@ def _summarize(folders: list[str], output: str | None, readme: str | None) -> in
 
 
 def _train(cfg: RunConfig, results: str | None) -> int:
-    from distill_hetero.experiment import eval_sets, student_metrics, tokenize_records, training_records
+    from distill_hetero.experiment import (
+        build_teacher_cache,
+        eval_sets,
+        student_metrics,
+        tokenize_records,
+        training_records,
+    )
     from distill_hetero.models import load_teacher
     from distill_hetero.trainer import export_student, train
     from shared_utils.config import dump_config
@@ -117,7 +123,9 @@ def _train(cfg: RunConfig, results: str | None) -> int:
     teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
     train_records, held = training_records(cfg, teacher, tokenizer)
     sets = eval_sets(cfg, held, tokenizer) if results else {}  # before training: a missing set fails early
-    result = train(cfg, teacher, tokenizer, tokenize_records(cfg, tokenizer, train_records))
+    examples = tokenize_records(cfg, tokenizer, train_records)
+    cache = build_teacher_cache(cfg, [cfg], teacher, tokenizer, examples)  # train.teacher_cache_top_k, as reproduce
+    result = train(cfg, teacher, tokenizer, examples, teacher_cache=cache)
     path = export_student(result, tokenizer, Path(cfg.output_dir) / "student")
     if result.accelerator.is_main_process:
         dump_config(cfg, Path(cfg.output_dir) / "config.yaml")

@@ -36,6 +36,12 @@ class StudentConfig:
         default=768,
         metadata={"help": "MLP width (teacher_prune: channels kept, 0 = all; qwen2/llama; gpt2 uses 4x width)"},
     )
+    keep_blocks: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "teacher_prune: the teacher blocks to keep (0-based, num_layers of them); empty = evenly spaced"
+        },
+    )
     max_positions: int = field(default=512, metadata={"help": "context length of the student"})
     dropout: float = field(default=0.0, metadata={"help": "dropout of the student"})
     init: Literal["random", "teacher_pca", "teacher_prune"] = field(

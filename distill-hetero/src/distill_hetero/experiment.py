@@ -81,9 +81,15 @@ def training_records(cfg: RunConfig, teacher, tokenizer) -> tuple[list[Record], 
         train_records = load_records(cfg.data.train, require_output=cfg.data.targets == "references")
     train_records = [fit_prompt(tokenizer, r, cfg.data.max_prompt_tokens) for r in train_records]
     held = [fit_prompt(tokenizer, r, cfg.data.max_prompt_tokens) for r in held]
-    use_teacher = cfg.data.targets == "teacher" or (
-        cfg.data.targets == "auto" and not all(r.references for r in train_records)
-    )
+    missing = [i for i, r in enumerate(train_records) if not r.references]
+    if cfg.data.targets == "auto" and missing and len(missing) < len(train_records):
+        shown = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        raise ConfigError(
+            f"data.train={cfg.data.train}: {len(missing)} of {len(train_records)} records have no output "
+            f"(records {shown}); with data.targets=auto either all or none must have one. Use "
+            "--data.targets teacher (teacher answers for every record) or fix the data"
+        )
+    use_teacher = cfg.data.targets == "teacher" or (cfg.data.targets == "auto" and bool(missing))
     need = (train_records if use_teacher else []) + held
     if need:
         answers = teacher_answers(
@@ -266,6 +272,31 @@ def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache
     )
 
 
+def build_teacher_cache(base: RunConfig, cfgs: list[RunConfig], teacher, tokenizer, examples) -> TeacherCache | None:
+    """The teacher's outputs (top-``train.teacher_cache_top_k``) and the hidden states of every teacher
+    layer some config in ``cfgs`` aligns, computed once for ``examples``; None when the cache is off
+    (``teacher_cache_top_k: 0``) or no config needs the teacher."""
+    if base.train.teacher_cache_top_k <= 0 or not any(c.loss.output != ["ce"] or c.loss.intermediate for c in cfgs):
+        return None
+    layers = sorted(
+        {
+            t
+            for c in cfgs
+            if c.loss.intermediate
+            for _, t in resolve_mapping(c.mapping, c.student.num_layers, num_layers(teacher))
+        }
+    )
+    return TeacherCache(
+        teacher,
+        examples,
+        layers,
+        base.train.teacher_cache_top_k,
+        base.loss.temperature,
+        len(tokenizer),
+        tokenizer.pad_token_id,
+    )
+
+
 def reproduce(
     config_path: str | None,
     overrides: list[str],
@@ -295,31 +326,12 @@ def reproduce(
     examples = tokenize_records(base, tokenizer, train_records)
     sets = eval_sets(base, held, tokenizer)
     log.info("train examples: %d; eval sets: %s", len(examples), {k: len(v) for k, v in sets.items()})
-    cache = None
-    if base.train.teacher_cache_top_k > 0 and any(
-        c.loss.output != ["ce"] or c.loss.intermediate for c in row_cfgs.values()
-    ):
-        layers = sorted(
-            {
-                t
-                for c in row_cfgs.values()
-                if c.loss.intermediate
-                for _, t in resolve_mapping(c.mapping, c.student.num_layers, num_layers(teacher))
-            }
-        )
-        cache = TeacherCache(
-            teacher,
-            examples,
-            layers,
-            base.train.teacher_cache_top_k,
-            base.loss.temperature,
-            len(tokenizer),
-            tokenizer.pad_token_id,
-        )
+    cache = build_teacher_cache(base, list(row_cfgs.values()), teacher, tokenizer, examples)
+    if cache is not None:
         log.info(
             "teacher cache: %d examples, layers %s, top-%d covers %.4f of the mass",
             len(examples),
-            layers,
+            cache.layers,
             base.train.teacher_cache_top_k,
             cache.mean_covered_mass,
         )

@@ -88,7 +88,7 @@ def build_student(cfg: StudentConfig, tokenizer, teacher=None):
     if cfg.init in ("teacher_pca", "teacher_prune") and teacher is None:
         raise ConfigError(f"student.init={cfg.init} needs the teacher")
     if cfg.init == "teacher_prune":
-        student = prune_teacher(teacher, cfg.num_layers, cfg.intermediate_size)
+        student = prune_teacher(teacher, cfg.num_layers, cfg.intermediate_size, cfg.keep_blocks)
         student.train()
         return student
     config = student_config(cfg, tokenizer)
