@@ -64,7 +64,8 @@ def test_writes_only_to_output_dir_and_never_the_readme_unless_asked(tiny, tmp_p
     argv = ["edit", "--data", str(data), "--num_edits", "4", "--batch_size", "2", "--methods", "[ft_l]", *TINY]
     assert main(argv) == 0
     assert sorted(str(p.relative_to(work)) for p in work.rglob("*") if p.is_file()) == [
-        os.path.join("runs", "lemoe", name) for name in ("config.yaml", "ft_l.json", "metrics_vs_edits.png", "table.md")
+        os.path.join("runs", "lemoe", name)
+        for name in ("batch_cost.png", "config.yaml", "ft_l.json", "metrics_vs_edits.png", "table.md")
     ]
     assert "| FT-L |" in capsys.readouterr().out
     # a README that is not there is an error before any training, not after it
@@ -86,7 +87,13 @@ def test_each_row_is_written_as_soon_as_it_finishes(tiny, tmp_path, monkeypatch,
     out = tmp_path / "out"
     argv = ["edit", "--data", str(data), "--num_edits", "4", "--batch_size", "2", "--output_dir", str(out)]
     assert main([*argv, "--methods", "[ft_l, lora]", *TINY]) == 130  # Ctrl-C
-    assert sorted(p.name for p in out.iterdir()) == ["config.yaml", "ft_l.json", "metrics_vs_edits.png", "table.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "batch_cost.png",
+        "config.yaml",
+        "ft_l.json",
+        "metrics_vs_edits.png",
+        "table.md",
+    ]
     assert json.loads((out / "ft_l.json").read_text())["method"] == "ft_l"
     assert "| FT-L |" in (out / "table.md").read_text()
 

@@ -68,6 +68,12 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     table = (out / "table.md").read_text()
     assert "| LoRA (peft) |" in table and table.strip() in readme.read_text()
     assert (out / "metrics_vs_edits.png").stat().st_size > 1000 and (out / "config.yaml").exists()
+    assert (out / "batch_cost.png").stat().st_size > 1000
+    # per batch: the edits of that batch plus the replayed ones, each batch timed
+    batches = lemoe["batches"]
+    assert [b["batch"] for b in batches] == [1, 2] and [b["edits"] for b in batches] == [3, 3]
+    assert all(b["sequences"] >= b["edits"] and b["train_s"] > 0 for b in batches)
+    assert [b["steps"] for b in batches] == lemoe["steps_per_batch"]
     # `lemoe eval` on the saved adaptor reproduces the final LEMoE row
     scores = experiment.evaluate_saved(str(tmp_path / "adaptor"), "tiny", str(data), limit=6, batch_size=32)
     for key in ("rel", "gen", "loc"):

@@ -318,6 +318,10 @@ def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: flo
         "num_runs": cfg.num_runs,
         "curve": avg["curve"],
         "steps_per_batch": [h["steps"] for h in results[0]["history"]],
+        # the first run's batches: sequences trained (replay included), steps and wall seconds per batch
+        "batches": [
+            {k: h[k] for k in ("batch", "edits", "sequences", "steps", "train_s")} for h in results[0]["history"]
+        ],
         "timing": {
             "train_s": avg["train_s"],
             "edits_per_s": cfg.num_edits / avg["train_s"] if avg["train_s"] else float("nan"),
@@ -327,10 +331,12 @@ def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: flo
 
 
 def write_summary(out_dir: Path, methods: list[str], cfg: ExperimentConfig) -> None:
-    """``table.md``, ``metrics_vs_edits.png`` and ``config.yaml`` for the rows ``methods`` written so far."""
+    """``table.md``, ``metrics_vs_edits.png``, ``batch_cost.png`` and ``config.yaml`` for the rows
+    ``methods`` written so far."""
     dump_config(cfg, out_dir / "config.yaml")
     render_table(out_dir, methods)
     plot_curves(out_dir, methods)
+    plot_batch_cost(out_dir, methods)
 
 
 ROW_ORDER = list(LABELS)
@@ -431,6 +437,34 @@ def plot_curves(out_dir: Path, methods: list[str] | None = None) -> Path:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return save_figure(fig, out_dir / "metrics_vs_edits.png", dpi=110)
+
+
+def plot_batch_cost(out_dir: Path, methods: list[str] | None = None) -> Path:
+    """Per-batch training cost against the number of batches edited so far (for LEMoE, one expert per
+    batch up to ``max_experts``): wall seconds, and sequences x steps, which does not depend on the
+    machine. A flat line is a cost that does not grow with the earlier edits (issue 11 item 4)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [r for r in _rows(out_dir, methods) if r.get("batches")]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    for r in results:
+        if r["method"].startswith("lemoe_gate_"):
+            continue  # the gate rows share the LEMoE row's training
+        x = [b["batch"] for b in r["batches"]]
+        axes[0].plot(x, [b["train_s"] for b in r["batches"]], marker="o", label=r["method"])
+        axes[1].plot(x, [b["sequences"] * b["steps"] for b in r["batches"]], marker="o", label=r["method"])
+    axes[0].set_ylabel("wall seconds per batch")
+    axes[1].set_ylabel("sequences x steps per batch")
+    for ax in axes:
+        ax.set_xlabel("edit batches so far (LEMoE: experts, up to max_experts)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, out_dir / "batch_cost.png", dpi=110)
 
 
 def evaluate_saved(

@@ -9,6 +9,7 @@ layers from the edited one upwards (the logits are taken at the target positions
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -255,6 +256,7 @@ class SequentialEditor:
         """Train on one batch of edit requests; returns the final loss and the steps taken."""
         if not requests:
             raise ValueError("edit() needs at least one request")
+        start = time.perf_counter()
         params = self._begin_batch(requests)
         train_requests = self._training_requests(requests)
         enc = encode_pairs(
@@ -310,6 +312,7 @@ class SequentialEditor:
             "sequences": len(train_requests),
             "steps": steps,
             "nll": loss_value,
+            "train_s": time.perf_counter() - start,  # wall clock, machine-dependent; sequences x steps is not
         }
         self.history.append(record)
         return record
