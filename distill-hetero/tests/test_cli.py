@@ -127,6 +127,38 @@ def test_unknown_row_fails_before_the_teacher_is_loaded(capsys, monkeypatch):
     _fails_in_one_line(capsys, ["reproduce", "--rows", "sft,kd_rkl"], "unknown row 'kd_rkl'; known rows: sft, kd_fkl")
 
 
+def test_reproduce_trains_every_row_by_default_dwa_included(monkeypatch, tmp_path):
+    """`make reproduce-distill-hetero` passes no --rows: every row of experiment.ROWS is configured."""
+    from distill_hetero import experiment
+
+    built = []
+    real_load = experiment.load_config
+
+    def record(*args, **kwargs):
+        built.append(real_load(*args, **kwargs))
+        return built[-1]
+
+    class ConfiguredEveryRow(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise ConfiguredEveryRow  # the teacher is loaded after the row configs are built
+
+    monkeypatch.setattr(experiment, "load_config", record)
+    monkeypatch.setattr(experiment, "load_teacher", stop)
+    with pytest.raises(ConfiguredEveryRow):
+        main(["reproduce", "--results", str(tmp_path)])
+    rows = {cfg.name: cfg.loss.weighting for cfg in built[1:]}  # built[0]: the base config
+    assert rows == {
+        "sft": "fixed",
+        "kd_fkl": "fixed",
+        "kd_inter_fixed": "fixed",
+        "kd_inter_learned": "uncertainty",
+        "kd_inter_dwa": "dwa",
+    }
+    assert experiment.ROW_LABELS["kd_inter_dwa"] == "KD + intermediate (adaptive ratios, DWA)"
+
+
 def test_unknown_model_name_lists_the_embedded_aliases(capsys, tmp_path):
     argv = ["train", "--teacher", "no-such-model", "--output_dir", str(tmp_path)]
     _fails_in_one_line(capsys, argv, "not an embedded alias (smollm2-135m-instruct, minilm-l6)")

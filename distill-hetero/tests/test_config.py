@@ -7,6 +7,7 @@ import pytest
 from distill_hetero import cli
 from distill_hetero.config import PACKAGE, LossConfig, RunConfig
 from shared_utils.config import diff_configs, load_config, packaged_configs
+from shared_utils.errors import ConfigError
 
 
 def test_shipped_default_equals_the_dataclass_defaults():
@@ -26,7 +27,7 @@ def test_help_shows_the_defaults_the_run_uses(capsys):
         ("train.keep_last", default.train.keep_last),
     ]:
         assert f"--{option} (default: {value!r})" in out
-    assert "--loss.weighting (default: 'uncertainty') {fixed, uncertainty}" in out
+    assert "--loss.weighting (default: 'uncertainty') {fixed, uncertainty, dwa}" in out
     assert "default, paper/gpt2xl-gpt2base-dolly" in " ".join(out.split())  # --config lists the shipped ones
 
 
@@ -52,5 +53,18 @@ def test_choice_typo_fails_in_one_line_before_any_model_is_loaded(monkeypatch, c
 
 
 def test_choices_are_checked_for_configs_built_in_python():
-    with pytest.raises(ValueError, match=r"LossConfig\.weighting must be one of \['fixed', 'uncertainty'\]"):
+    with pytest.raises(ValueError, match=r"LossConfig\.weighting must be one of \['fixed', 'uncertainty', 'dwa'\]"):
         LossConfig(weighting="learned")
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"dwa_temperature": 0.0}, "option loss.dwa_temperature must be > 0, got 0.0"),
+        ({"dwa_window": 0}, r"option loss.dwa_window must be >= 1 step, got 0"),
+        ({"weighting": "dwa", "weights": {"inter": 2.0}}, "loss.weighting=dwa sets every ratio itself"),
+    ],
+)
+def test_dwa_options_are_checked(options, message):
+    with pytest.raises(ConfigError, match=message):
+        LossConfig(**options)

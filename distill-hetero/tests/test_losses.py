@@ -1,10 +1,13 @@
 import math
+import typing
 
 import pytest
 import torch
 
+from distill_hetero.config import LossConfig
 from distill_hetero.losses import INTERMEDIATE_LOSSES, OUTPUT_LOSSES, TeacherDistribution
-from distill_hetero.weighting import UncertaintyWeights, build_weighting
+from distill_hetero.weighting import WEIGHTINGS, DynamicWeightAverage, UncertaintyWeights, build_weighting
+from shared_utils.errors import ConfigError
 
 # teacher p = [1/4, 3/4], student q = [1/2, 1/2]
 TEACHER = torch.tensor([[0.0, math.log(3.0)]])
@@ -78,8 +81,52 @@ def test_learned_weights_get_the_homoscedastic_gradient():
 
 
 def test_fixed_weights_and_errors():
-    fixed = build_weighting("fixed", ["ce", "fkl"], {"fkl": 0.5})
+    fixed = build_weighting(LossConfig(weighting="fixed", weights={"fkl": 0.5}), ["ce", "fkl"])
     assert float(fixed({"ce": torch.tensor(2.0), "fkl": torch.tensor(4.0)})) == pytest.approx(4.0)
     assert list(fixed.parameters()) == []
     with pytest.raises(ValueError, match=r"loss.weights names \['mse'\]"):
-        build_weighting("fixed", ["ce"], {"mse": 1.0})
+        build_weighting(LossConfig(weighting="fixed", weights={"mse": 1.0}), ["ce"])
+    unknown = LossConfig()
+    unknown.weighting = "gradnorm"  # past the config's own check, which test_config covers
+    with pytest.raises(ConfigError, match=r"^loss.weighting='gradnorm' is not one of fixed, uncertainty, dwa$"):
+        build_weighting(unknown, ["fkl"])
+    assert typing.get_args(typing.get_type_hints(LossConfig)["weighting"]) == tuple(WEIGHTINGS)
+
+
+def test_dwa_weights_follow_the_papers_formula_with_one_step_periods():
+    dwa = build_weighting(LossConfig(weighting="dwa", dwa_window=1), ["ce", "fkl", "inter"])
+    assert isinstance(dwa, DynamicWeightAverage) and list(dwa.parameters()) == []
+    assert dwa.current() == {"ce": 1.0, "fkl": 1.0, "inter": 1.0}  # step 1
+    dwa.observe({"ce": 3.0, "fkl": 4.0, "inter": 2.0})
+    assert dwa.current() == {"ce": 1.0, "fkl": 1.0, "inter": 1.0}  # step 2: one loss seen, no ratio yet
+    dwa.observe({"ce": 3.0, "fkl": 2.0, "inter": 1.5})
+    # step 3: r = (3/3, 2/4, 1.5/2) = (1, 0.5, 0.75); w_k = 3 exp(r_k / 2) / sum_i exp(r_i / 2)
+    e = [math.exp(0.5), math.exp(0.25), math.exp(0.375)]  # 1.648721, 1.284025, 1.454991
+    expected = [3 * x / sum(e) for x in e]  # 1.127270, 0.877918, 0.994812
+    assert list(dwa.current().values()) == pytest.approx(expected, rel=1e-6)
+    assert sum(dwa.current().values()) == pytest.approx(3.0)
+    assert expected[0] > expected[2] > expected[1]  # the loss that fell least gets the most weight
+    losses = {"ce": torch.tensor(1.0), "fkl": torch.tensor(2.0), "inter": torch.tensor(4.0)}
+    assert float(dwa(losses)) == pytest.approx(expected[0] + 2 * expected[1] + 4 * expected[2], rel=1e-6)
+    dwa.observe({"ce": 1.5, "fkl": 1.0, "inter": 1.5})
+    # step 4 compares only the last two steps: r = (1.5/3, 1/2, 1.5/1.5) = (0.5, 0.5, 1)
+    e = [math.exp(0.25), math.exp(0.25), math.exp(0.5)]
+    assert list(dwa.current().values()) == pytest.approx([3 * x / sum(e) for x in e], rel=1e-6)
+
+
+def test_dwa_compares_the_mean_losses_of_the_last_two_periods():
+    dwa = build_weighting(LossConfig(weighting="dwa", dwa_window=2, dwa_temperature=1.0), ["fkl", "inter"])
+    for step in ({"fkl": 5.0, "inter": 2.0}, {"fkl": 3.0, "inter": 2.0}, {"fkl": 2.0, "inter": 1.5}):
+        dwa.observe(step)
+        assert dwa.current() == {"fkl": 1.0, "inter": 1.0}  # fewer than two periods complete
+    dwa.observe({"fkl": 2.0, "inter": 1.5})
+    # period means L(1) = (4, 2), L(2) = (2, 1.5): r = (0.5, 0.75), T = 1
+    e = [math.exp(0.5), math.exp(0.75)]
+    expected = [2 * x / sum(e) for x in e]
+    assert list(dwa.current().values()) == pytest.approx(expected, rel=1e-6)
+    dwa.observe({"fkl": 0.5, "inter": 0.5})
+    assert list(dwa.current().values()) == pytest.approx(expected, rel=1e-6)  # held until the period ends
+    dwa.observe({"fkl": 1.5, "inter": 2.5})
+    # L(3) = (1, 1.5): r = (1/2, 1.5/1.5)
+    e = [math.exp(0.5), math.exp(1.0)]
+    assert list(dwa.current().values()) == pytest.approx([2 * x / sum(e) for x in e], rel=1e-6)

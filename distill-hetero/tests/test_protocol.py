@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from distill_hetero import experiment
 from distill_hetero.config import RunConfig
 from distill_hetero.data import fit_prompt, format_prompt, parse_record
 from distill_hetero.experiment import baseline_metrics, render_outputs, training_records
@@ -57,7 +58,7 @@ def test_trivial_baselines_score_constant_and_echoed_answers():
     assert examples["toy"]["greedy"][1]["output"] == "Name a fruit." and metrics["n/toy"] == 2
 
 
-def _row(path, name, commit, score):
+def _row(path, name, commit, score, **extra):
     path.write_text(
         json.dumps(
             {
@@ -66,6 +67,7 @@ def _row(path, name, commit, score):
                 "git_commit": commit,
                 "metrics": {"rougeL_greedy/toy": score, "rougeL_greedy_ci/toy": [score - 1, score + 1], "n/toy": 2},
                 "examples": {"toy": {"greedy": [{"output": "x", "rougeL": score}] * 2}},
+                **extra,
             }
         )
     )
@@ -80,6 +82,37 @@ def test_table_shows_intervals_and_refuses_rows_of_different_commits(tmp_path):
     with pytest.raises(ConfigError, match=r"different commits .*sft: def"):
         render_outputs(tmp_path)
     assert RunConfig().data.cache_dir.startswith("runs/")  # no teacher answers shared across checkouts
+
+
+def test_loss_ratio_figure_has_a_line_per_ratio_of_each_weighting_row(tmp_path, monkeypatch):
+    ratios = {  # per row: each loss's ratio after steps 1, 2, 3
+        "kd_fkl": {"fkl": [1.0] * 3},
+        "kd_inter_fixed": {"fkl": [1.0] * 3, "inter": [1.0] * 3},
+        "kd_inter_learned": {"fkl": [0.99, 0.98, 0.97], "inter": [1.01, 1.02, 1.03]},
+        "kd_inter_dwa": {"fkl": [1.0, 0.9, 0.95], "inter": [1.0, 1.1, 1.05]},
+    }
+    for name, weights in ratios.items():
+        history = [
+            {"step": t + 1, "loss/fkl": 1.0, **{f"weight/{n}": w[t] for n, w in weights.items()}} for t in range(3)
+        ]
+        _row(tmp_path / f"{name}.json", name, "abc", 5.0, history=history)
+    drawn = {}
+    real_save = experiment.save_figure
+
+    def keep_lines(fig, path, **kwargs):
+        drawn[path.name] = {
+            ax.get_title(): {ln.get_label(): list(ln.get_ydata()) for ln in ax.lines} for ax in fig.axes
+        }
+        return real_save(fig, path, **kwargs)
+
+    monkeypatch.setattr(experiment, "save_figure", keep_lines)
+    table = render_outputs(tmp_path)
+    assert (tmp_path / "loss_ratios.png").stat().st_size > 0
+    weighted = ["kd_inter_fixed", "kd_inter_learned", "kd_inter_dwa"]  # kd_fkl has a single loss, no ratio
+    assert drawn["loss_ratios.png"] == {
+        f"ratio of loss {n}": {row: ratios[row][n] for row in weighted} for n in ("fkl", "inter")
+    }
+    assert "| kd_inter_dwa − KD | +0.00 [+0.00, +0.00] |" in table
 
 
 def test_a_training_file_with_some_outputs_missing_is_an_error_naming_them(tmp_path, tokenizer):

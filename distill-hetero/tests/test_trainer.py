@@ -1,4 +1,6 @@
+import itertools
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -14,10 +16,12 @@ def _params(result):
     return {k: v.detach().clone() for k, v in result.distiller.state_dict().items()}
 
 
-def test_stop_and_resume_equals_uninterrupted(tmp_path, teacher, tokenizer):
+@pytest.mark.parametrize(("weighting", "state"), [("uncertainty", "log_vars"), ("dwa", "recent_means")])
+def test_stop_and_resume_equals_uninterrupted(tmp_path, teacher, tokenizer, weighting, state):
     overrides = {
         "loss.intermediate": "mse_ln",
-        "loss.weighting": "uncertainty",
+        "loss.weighting": weighting,
+        "loss.dwa_window": 1,  # dwa: the ratios move from step 3 on, so the resumed steps use restored ratios
         "student.dropout": 0.1,
         "train.steps": 4,
     }
@@ -31,7 +35,7 @@ def test_stop_and_resume_equals_uninterrupted(tmp_path, teacher, tokenizer):
     assert len(first.history) == 3 and [h["step"] for h in resumed.history] == [1, 2, 3, 4]
 
     a, b = _params(full), _params(resumed)
-    assert a.keys() == b.keys() and any("log_vars" in k for k in a) and any("projectors" in k for k in a)
+    assert a.keys() == b.keys() and any(state in k for k in a) and any("projectors" in k for k in a)
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert [h["loss"] for h in full.history] == [h["loss"] for h in resumed.history]
@@ -45,6 +49,16 @@ def test_golden_tiny_run(tmp_path, teacher, tokenizer):
     history = train(cfg, teacher, tokenizer, make_examples(tokenizer, 6), progress=False).history
     for key, values in golden.items():
         assert [h[key] for h in history] == pytest.approx(values, rel=1e-4), key
+
+
+def test_dwa_ratios_follow_the_recorded_step_losses(tmp_path, teacher, tokenizer):
+    cfg = tiny_config(tmp_path, **{"loss.intermediate": "mse_ln", "loss.weighting": "dwa", "loss.dwa_window": 1})
+    history = train(cfg, teacher, tokenizer, make_examples(tokenizer, 6), progress=False).history
+    assert (history[0]["weight/fkl"], history[0]["weight/inter"]) == (1.0, 1.0)  # after step 1: no ratio yet
+    for prev, entry in itertools.pairwise(history):  # recorded after step t: the ratios step t + 1 uses
+        rates = [entry[f"loss/{n}"] / prev[f"loss/{n}"] for n in ("fkl", "inter")]
+        e = [math.exp(r / 2.0) for r in rates]
+        assert [entry["weight/fkl"], entry["weight/inter"]] == pytest.approx([2 * x / sum(e) for x in e], rel=1e-5)
 
 
 def test_only_the_last_checkpoints_are_kept(tmp_path, teacher, tokenizer):

@@ -38,10 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(ev, RunConfig, "default", package=PACKAGE)
     ev.add_argument("--model", required=True, help="exported student folder, embedded alias or hub id")
     ev.add_argument("--results", default=None, help="write the results JSON here")
-    rep = sub.add_parser("reproduce", help="the four-row default reproduction into a results folder")
+    rep = sub.add_parser("reproduce", help="the default reproduction (every row) into a results folder")
     add_config_arguments(rep, RunConfig, "default", package=PACKAGE)
     rep.add_argument("--results", default=DEFAULT_RESULTS, help="results folder (one JSON per row, table, plot)")
-    rep.add_argument("--rows", default="sft,kd_fkl,kd_inter_fixed,kd_inter_learned", help="comma-separated rows")
+    rep.add_argument("--rows", default=None, help="comma-separated rows (default: all; an unknown one lists them)")
     rep.add_argument("--readme", default=None, help="README whose results section is regenerated")
     rep.add_argument("--no-teacher", action="store_true", help="skip the teacher reference row")
     summ = sub.add_parser("summarize", help="key metrics of each row over several seed folders (mean and values)")
@@ -76,7 +76,7 @@ def _main(argv: list[str] | None) -> int:
             args.config,
             rest,
             args.results,
-            [r for r in args.rows.split(",") if r],
+            [r for r in args.rows.split(",") if r] if args.rows else None,
             args.readme,
             with_teacher=not args.no_teacher,
         )

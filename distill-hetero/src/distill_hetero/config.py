@@ -7,6 +7,7 @@ from typing import Literal
 
 from shared_utils.config import check_choices
 from shared_utils.device import AcceleratorConfig
+from shared_utils.errors import ConfigError
 
 PACKAGE = "distill_hetero"  # import name: where `--config <name>` finds the shipped configs
 OutputLoss = Literal["ce", "fkl", "rkl", "skl", "srkl"]
@@ -90,10 +91,21 @@ class LossConfig:
     skew_alpha: float = field(default=0.1, metadata={"help": "skew KL mixing weight alpha (DistiLLM)"})
     weights: dict[str, float] = field(
         default_factory=dict,
-        metadata={"help": "fixed ratio per loss name (default 1.0); also the initial ratio of learned weights"},
+        metadata={
+            "help": "fixed ratio per loss name (default 1.0); also the initial ratio of learned weights (dwa: empty)"
+        },
     )
-    weighting: Literal["fixed", "uncertainty"] = field(
-        default="uncertainty", metadata={"help": "fixed ratios, or uncertainty (one learned log-variance per loss)"}
+    weighting: Literal["fixed", "uncertainty", "dwa"] = field(
+        default="uncertainty",
+        metadata={
+            "help": "fixed ratios, uncertainty (one learned log-variance per loss), or dwa (Dynamic Weight Average: "
+            "ratios from each loss's recent rate of change)"
+        },
+    )
+    dwa_temperature: float = field(default=2.0, metadata={"help": "dwa: softmax temperature T (the paper's 2)"})
+    dwa_window: int = field(
+        default=10,
+        metadata={"help": "dwa: optimizer steps per period (the paper's epoch); ratios change after each period"},
     )
     intermediate_tokens: Literal["all", "response"] = field(
         default="all", metadata={"help": "all real tokens, or the response only"}
@@ -102,6 +114,14 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         check_choices(self)
+        if self.dwa_temperature <= 0:
+            raise ConfigError(f"option loss.dwa_temperature must be > 0, got {self.dwa_temperature}")
+        if self.dwa_window < 1:
+            raise ConfigError(f"option loss.dwa_window must be >= 1 step, got {self.dwa_window}")
+        if self.weighting == "dwa" and self.weights:
+            raise ConfigError(
+                f"loss.weighting=dwa sets every ratio itself; loss.weights must be empty, got {self.weights}"
+            )
 
 
 @dataclass

@@ -3,7 +3,7 @@ teacher's outputs, computed live or precomputed once per example (``TeacherCache
 
 Total loss (the paper's joint objective):  L = sum_k w_k L_out_k + w_inter * (1/|M|) sum_{(i,j) in M}
 d(P_ij h_s^i, h_t^j), with M the layer mapping, P_ij the projectors, d an intermediate loss and the
-w's fixed or learned (``weighting.py``).
+w's fixed, learned or set from the losses' history (``weighting.py``).
 """
 
 from __future__ import annotations
@@ -134,7 +134,7 @@ class Distiller(nn.Module):
             else None
         )
         self.loss_names = list(loss.output) + ([INTER] if self.inter_loss else [])
-        self.weighting = build_weighting(loss.weighting, self.loss_names, loss.weights)
+        self.weighting = build_weighting(loss, self.loss_names)
 
     @property
     def teacher_layers(self) -> list[int]:

@@ -1,4 +1,4 @@
-"""Data preparation, evaluation and the default reproduction (four rows at equal budget)."""
+"""Data preparation, evaluation and the default reproduction (five trained rows at equal budget)."""
 
 from __future__ import annotations
 
@@ -45,12 +45,13 @@ from shared_utils.tracking import get_logger
 
 log = get_logger(__name__)
 
-# The four rows of the default reproduction: overrides on top of the base config (same data, steps, seed).
+# The trained rows of the default reproduction: overrides on top of the base config (same data, steps, seed).
 ROWS: dict[str, dict] = {
     "sft": {"loss.output": ["ce"], "loss.intermediate": None, "loss.weighting": "fixed"},
     "kd_fkl": {"loss.output": ["fkl"], "loss.intermediate": None, "loss.weighting": "fixed"},
     "kd_inter_fixed": {"loss.output": ["fkl"], "loss.weighting": "fixed"},
     "kd_inter_learned": {"loss.output": ["fkl"], "loss.weighting": "uncertainty"},
+    "kd_inter_dwa": {"loss.output": ["fkl"], "loss.weighting": "dwa"},
 }
 ROW_LABELS = {
     "teacher": "Teacher (SmolLM2-135M-Instruct)",
@@ -60,6 +61,7 @@ ROW_LABELS = {
     "kd_fkl": "KD (forward KL)",
     "kd_inter_fixed": "KD + intermediate (fixed ratios)",
     "kd_inter_learned": "KD + intermediate (learned ratios)",
+    "kd_inter_dwa": "KD + intermediate (adaptive ratios, DWA)",
 }
 
 
@@ -301,12 +303,14 @@ def reproduce(
     config_path: str | None,
     overrides: list[str],
     results_dir: str | Path,
-    rows: list[str],
+    rows: list[str] | None = None,
     readme: str | Path | None = None,
     with_teacher: bool = True,
 ) -> list[dict]:
-    """The default reproduction: prepare data once, cache the teacher once, train and evaluate each row."""
+    """The default reproduction: prepare data once, cache the teacher once, train and evaluate each row
+    (``rows``; None: all of ``ROWS``)."""
     results_dir = Path(results_dir)
+    rows = list(ROWS) if rows is None else rows
     base = load_config(RunConfig, config_path, overrides, package=PACKAGE)
     apply_threads(base.num_threads)
     row_cfgs = {}
@@ -423,7 +427,7 @@ def diff_from_kd(rows: list[dict], sets: list[str], reference: str = "kd_fkl") -
 
 
 def render_outputs(results_dir: str | Path, readme: str | Path | None = None) -> str:
-    """``table.md`` and ``loss_curves.png`` from the results JSONs; the README table if given.
+    """``table.md``, ``loss_curves.png`` and ``loss_ratios.png`` from the results JSONs; the README table if given.
     Rows written by different commits are refused (a table mixing them does not reproduce)."""
     results_dir = Path(results_dir)
     rows = [r for r in load_results(results_dir) if "row" in r]
@@ -490,6 +494,7 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
     table = note + body
     atomic_write_text(results_dir / "table.md", table)
     plot_loss_curves(rows, results_dir / "loss_curves.png")
+    plot_loss_ratios(rows, results_dir / "loss_ratios.png")
     if readme is not None:
         replace_marked_section(readme, "results", table)
     return table
@@ -499,28 +504,56 @@ def _first(rows: list[dict], key: str):
     return next((r["metrics"][key] for r in rows if key in r["metrics"]), "?")
 
 
-def plot_loss_curves(rows: list[dict], path: Path) -> None:
-    """Per-row output-loss curve (and the intermediate loss and learned ratios where present)."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_loss_curves(rows: list[dict], path: Path) -> None:
+    """Per-row output-loss curve, and the intermediate loss where present."""
+    plt = _pyplot()
     trained = [r for r in rows if r.get("history")]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for r in trained:
         steps = [h["step"] for h in r["history"]]
         for key in [k for k in r["history"][0] if k.startswith("loss/") and k != "loss/inter"]:
             axes[0].plot(steps, [h[key] for h in r["history"]], label=f"{r['row']} {key[5:]}")
         if "loss/inter" in r["history"][0]:
             axes[1].plot(steps, [h["loss/inter"] for h in r["history"]], label=r["row"])
-        for key in [k for k in r["history"][0] if k.startswith("weight/")]:
-            axes[2].plot(steps, [h[key] for h in r["history"]], label=f"{r['row']} {key[7:]}")
-    for ax, title in zip(axes, ["output loss (CE or forward KL)", "intermediate loss", "loss ratios"]):
+    for ax, title in zip(axes, ["output loss (CE or forward KL)", "intermediate loss"]):
         ax.set_title(title)
         ax.set_xlabel("step")
         if ax.lines:
             ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def _weight_names(row: dict) -> list[str]:
+    return [k[len("weight/") :] for k in row["history"][0] if k.startswith("weight/")] if row.get("history") else []
+
+
+def plot_loss_ratios(rows: list[dict], path: Path) -> None:
+    """The loss ratios over training of every row that weights two or more losses (fixed, learned,
+    DWA): one panel per loss, one line per row; the value at step t is the ratio after step t."""
+    plt = _pyplot()
+    weighted = [r for r in rows if len(_weight_names(r)) > 1]
+    names = list(dict.fromkeys(n for r in weighted for n in _weight_names(r)))
+    panels = len(names) or 1
+    fig, axes = plt.subplots(1, panels, figsize=(5 * panels, 4), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for r in weighted:
+            if name in _weight_names(r):
+                ax.plot(
+                    [h["step"] for h in r["history"]], [h[f"weight/{name}"] for h in r["history"]], label=r["label"]
+                )
+        ax.set_title(f"ratio of loss {name}")
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     save_figure(fig, path, dpi=110)
 

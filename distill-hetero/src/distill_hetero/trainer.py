@@ -165,8 +165,10 @@ def train(
             "step_time_s": time.perf_counter() - step_start,
         }
         scheduler.step()
-        entry.update({f"loss/{n}": float(accelerator.reduce(v, "mean")) for n, v in parts_sum.items()})
-        entry.update({f"weight/{n}": w for n, w in core.weighting.current().items()})
+        step_losses = {n: float(accelerator.reduce(v, "mean")) for n, v in parts_sum.items()}
+        core.weighting.observe(step_losses)
+        entry.update({f"loss/{n}": v for n, v in step_losses.items()})
+        entry.update({f"weight/{n}": w for n, w in core.weighting.current().items()})  # the ratios after this step
         history.append(entry)
         if (step + 1) % cfg.train.log_every == 0:
             accelerator.log({k: v for k, v in entry.items() if k != "step"}, step=step + 1)
