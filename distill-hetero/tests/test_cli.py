@@ -67,6 +67,10 @@ def test_cli_train_exports_a_student_and_saves_mapping_and_config(tmp_path, toke
             "2",
             "--student.intermediate_size",
             "32",
+            "--student.keep_blocks",  # the shipped default's blocks and pairs are the embedded teacher's
+            "[]",
+            "--mapping.rule",
+            "uniform",
             "--train.steps",
             "2",
             "--train.batch_size",

@@ -30,11 +30,11 @@ class StudentConfig:
         default="gpt2",
         metadata={"help": "gpt2, qwen2, llama, or a model folder/hub id to load (not used by init=teacher_prune)"},
     )
-    num_layers: int = field(default=10, metadata={"help": "student depth Ls"})
+    num_layers: int = field(default=20, metadata={"help": "student depth Ls"})
     hidden_size: int = field(default=256, metadata={"help": "student width"})
     num_heads: int = field(default=4, metadata={"help": "attention heads"})
     intermediate_size: int = field(
-        default=768,
+        default=0,
         metadata={"help": "MLP width (teacher_prune: channels kept, 0 = all; qwen2/llama; gpt2 uses 4x width)"},
     )
     keep_blocks: list[int] = field(
@@ -48,10 +48,10 @@ class StudentConfig:
     init: Literal["random", "teacher_pca", "teacher_prune"] = field(
         default="teacher_prune",
         metadata={
-            "help": "teacher_prune (the teacher with num_layers of its blocks, evenly spaced, and intermediate_size "
-            "MLP channels of largest weight norm; family, hidden_size and num_heads are then the teacher's), random "
-            "(from scratch), or teacher_pca (from scratch but token embeddings = teacher embeddings projected on "
-            "their top principal directions)"
+            "help": "teacher_prune (the teacher with num_layers of its blocks, keep_blocks or evenly spaced, and "
+            "intermediate_size MLP channels of largest weight norm, 0 = all; family, hidden_size and num_heads are "
+            "then the teacher's), random (from scratch), or teacher_pca (from scratch but token embeddings = "
+            "teacher embeddings projected on their top principal directions)"
         },
     )
 
@@ -161,9 +161,9 @@ class DataConfig:
 class TrainConfig:
     """Optimisation, checkpointing, teacher-output caching."""
 
-    steps: int = field(default=200, metadata={"help": "optimizer steps"})
+    steps: int = field(default=60, metadata={"help": "optimizer steps"})
     batch_size: int = field(default=8, metadata={"help": "per-device micro-batch size"})
-    lr: float = field(default=1e-3, metadata={"help": "peak learning rate (student and projectors)"})
+    lr: float = field(default=3e-4, metadata={"help": "peak learning rate (student and projectors)"})
     weight_lr: float = field(default=1e-2, metadata={"help": "learning rate of the learned log-variances"})
     warmup_steps: int = field(default=10, metadata={"help": "linear warm-up, then cosine decay"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
