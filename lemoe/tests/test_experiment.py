@@ -6,6 +6,7 @@ from conftest import TOKENIZER, tiny_model
 from lemoe import experiment
 from lemoe.cli import main
 from lemoe.config import ExperimentConfig
+from lemoe.data import load_edits
 from shared_utils.errors import ConfigError
 
 
@@ -74,6 +75,11 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     assert [b["batch"] for b in batches] == [1, 2] and [b["edits"] for b in batches] == [3, 3]
     assert all(b["sequences"] >= b["edits"] and b["train_s"] > 0 for b in batches)
     assert [b["steps"] for b in batches] == lemoe["steps_per_batch"]
+    # the final model's texts behind the generation-based scores, one per edit
+    samples = lemoe["samples"]
+    assert sorted(s["prompt"] for s in samples) == sorted(r.prompt for r in load_edits(str(data), limit=6))
+    assert all(s["rel_greedy"] and s["continuation"] for s in samples)
+    assert {"target", "rephrase", "gen_greedy", "locality_prompt", "loc_greedy", "loc_unedited"} <= set(samples[0])
     # `lemoe eval` on the saved adaptor reproduces the final LEMoE row
     scores = experiment.evaluate_saved(str(tmp_path / "adaptor"), "tiny", str(data), limit=6, batch_size=32)
     for key in ("rel", "gen", "loc"):

@@ -67,10 +67,12 @@ def load_model(name: str, device: str):
     return load_causal_lm(name, device=device)
 
 
-def per_example(editor, sets: EvalSets, generation: bool = False) -> dict[str, list[float] | float]:
+def per_example(
+    editor, sets: EvalSets, generation: bool = False, samples: list[dict] | None = None
+) -> dict[str, list[float] | float]:
     """Per-example Rel/Gen/Loc token accuracies and Rel/Gen exact matches; with ``generation`` also the
-    generation-based scores and fluency (metrics.generation_scores)."""
-    out = generation_scores(editor, sets) if generation else {}
+    generation-based scores and fluency (metrics.generation_scores, which fills ``samples``)."""
+    out = generation_scores(editor, sets, samples) if generation else {}
     for key, batches in (("rel", sets.rel), ("gen", sets.gen)):
         p, t = editor.predict(batches)
         out[key], out[f"{key}_em"] = token_accuracy(p, t), exact_from_teacher_forcing(p, t)
@@ -146,6 +148,7 @@ def run_method(
             if gate != cfg.lemoe.router.null_threshold and (gate != "subject" or has_subjects):
                 views[f"lemoe_gate_{gate}"] = gate
     curves: dict[str, list[dict]] = {name: [] for name in views}
+    samples: dict[str, list[dict]] = {name: [] for name in views}  # the final model's texts
     edited: list[int] = []
     train_s = 0.0
     for b, batch in enumerate(batches):
@@ -158,7 +161,9 @@ def run_method(
         if cfg.eval_each_batch or last:
             for name, null in views.items():
                 with _null_view(editor, null):
-                    scores = per_example(editor, sets, generation=last and cfg.generation_metrics)
+                    scores = per_example(
+                        editor, sets, generation=last and cfg.generation_metrics, samples=samples[name]
+                    )
                     curves[name].append({"edits": len(edited), **summarise(scores, edited)})
     if method == "lemoe" and cfg.save_adaptor:
         editor.save_pretrained(cfg.save_adaptor)
@@ -169,6 +174,7 @@ def run_method(
             "curve": curves[name],
             "train_s": train_s,
             "history": editor.history,
+            "samples": samples[name],
             "gate": views[name] or configured,
         }
         for name in views
@@ -298,7 +304,12 @@ def _average(results: list[dict]) -> dict:
         {k: mean([r["curve"][i][k] for r in results]) for k in results[0]["curve"][i]}
         for i in range(len(results[0]["curve"]))
     ]
-    return {"final": final, "curve": curve, "train_s": mean([r["train_s"] for r in results])}
+    return {
+        "final": final,
+        "curve": curve,
+        "train_s": mean([r["train_s"] for r in results]),
+        "samples": [sample for r in results for sample in r["samples"]],  # every run's, in run order
+    }
 
 
 def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: float) -> None:
@@ -322,6 +333,7 @@ def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: flo
         "batches": [
             {k: h[k] for k in ("batch", "edits", "sequences", "steps", "train_s")} for h in results[0]["history"]
         ],
+        "samples": avg["samples"],
         "timing": {
             "train_s": avg["train_s"],
             "edits_per_s": cfg.num_edits / avg["train_s"] if avg["train_s"] else float("nan"),

@@ -189,17 +189,20 @@ def blank_tokens(tokenizer, ids: list[int]) -> frozenset[int]:
 
 
 @torch.no_grad()
-def fluency(editor, sets: EvalSets) -> dict[str, float]:
+def fluency(editor, sets: EvalSets, continuations: list[torch.Tensor] | None = None) -> dict[str, float]:
     """Repetition rate of greedy continuations after the edit prompts (a non-blank token 3+ times in a row
     within ``CONTINUATION_TOKENS`` new tokens, blank tokens skipped) and perplexity of ``sets.unrelated``
-    (the routing, if any, decided on each whole text)."""
+    (the routing, if any, decided on each whole text). ``continuations``, when given, receives the
+    continuations' token ids."""
     out = {}
     requests = sets.requests
     if requests:
         prompts = [r.prompt for r in requests]
-        continuations, _ = greedy(editor, prompts, ["x"] * len(prompts), max_new_tokens=CONTINUATION_TOKENS)
-        ignore = blank_tokens(editor.tokenizer, torch.cat(continuations).unique().tolist())
-        out["repetition"] = mean([float(repeats(c, ignore=ignore)) for c in continuations])
+        generated, _ = greedy(editor, prompts, ["x"] * len(prompts), max_new_tokens=CONTINUATION_TOKENS)
+        if continuations is not None:
+            continuations.extend(generated)
+        ignore = blank_tokens(editor.tokenizer, torch.cat(generated).unique().tolist())
+        out["repetition"] = mean([float(repeats(c, ignore=ignore)) for c in generated])
     if sets.unrelated:
         enc = encode_texts(editor.tokenizer, list(sets.unrelated), editor.device)
         logits = editor.logits(enc["input_ids"], enc["attention_mask"], enc["attention_mask"])
@@ -209,24 +212,46 @@ def fluency(editor, sets: EvalSets) -> dict[str, float]:
     return out
 
 
-def generation_scores(editor, sets: EvalSets) -> dict[str, list[float] | float]:
+def generation_scores(editor, sets: EvalSets, samples: list[dict] | None = None) -> dict[str, list[float] | float]:
     """Per-example greedy exact match and token F1 (Rel/Gen vs the target, Loc vs the unedited model's
-    greedy answer), and the fluency numbers with their ratio to the unedited model's."""
+    greedy answer), and the fluency numbers with their ratio to the unedited model's. ``samples``, when
+    given, receives one dict per request with the texts behind the scores (prompts, target, the greedy
+    answers, the unedited model's locality answer, the 24-token continuation), so they can be read."""
     out: dict[str, list[float] | float] = {}
     requests = sets.requests
     targets = [r.target for r in requests]
+    texts: dict[str, list[torch.Tensor]] = {}
     for key, prompts in (("rel", [r.prompt for r in requests]), ("gen", [r.rephrase for r in requests])):
         generated, answers = greedy(editor, prompts, targets)
+        texts[key] = generated
         out[f"{key}_gen_em"] = exact_match(generated, answers)
         out[f"{key}_gen_f1"] = [token_f1(g[: a.numel()], a) for g, a in zip(generated, answers, strict=True)]
     reference = sets.unedited["loc_answers"]
     generated, answers = greedy(editor, [r.locality_prompt for r in requests], [r.locality_answer for r in requests])
+    texts["loc"] = generated
     pairs = [(g[: a.numel()], r[: a.numel()]) for g, r, a in zip(generated, reference, answers, strict=True)]
     out["loc_gen_em"] = [float(torch.equal(g, r)) for g, r in pairs]
     out["loc_gen_f1"] = [token_f1(g, r) for g, r in pairs]
-    for name, value in fluency(editor, sets).items():
+    continuations: list[torch.Tensor] = []
+    for name, value in fluency(editor, sets, continuations).items():
         out[name] = value
         out[f"{name}_unedited"] = sets.unedited[name]
     if "ppl" in out:
         out["ppl_ratio"] = out["ppl"] / out["ppl_unedited"]
+    if samples is not None:
+        decode = editor.tokenizer.decode
+        for i, r in enumerate(requests):
+            samples.append(
+                {
+                    "prompt": r.prompt,
+                    "target": r.target,
+                    "rel_greedy": decode(texts["rel"][i]),
+                    "rephrase": r.rephrase,
+                    "gen_greedy": decode(texts["gen"][i]),
+                    "locality_prompt": r.locality_prompt,
+                    "loc_greedy": decode(texts["loc"][i]),
+                    "loc_unedited": decode(reference[i]),
+                    "continuation": decode(continuations[i]) if continuations else "",
+                }
+            )
     return out
