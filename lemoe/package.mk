@@ -10,5 +10,5 @@ reproduce-lemoe: setup  ## LEMoE + baselines, T=100 edits on SmolLM2 (CPU): writ
 	$(REQUIRE_CLEAN)
 	$(LEMOE_ENV) $(PY) -m lemoe edit $(LEMOE_RUN)
 
-bench-lemoe: setup  ## edits/s vs FT-L and LoRA, edited/unedited latency, params and memory per expert
-	$(LEMOE_ENV) $(PY) -m lemoe bench
+bench-lemoe: setup  ## edits/s of every method, per-batch cost at 1/5/25/50 batches, edited/unedited latency, memory per expert
+	$(LEMOE_ENV) $(PY) -m lemoe bench --output results/lemoe/bench/bench.json --readme lemoe/README.md

@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
         default="1,5,25,50",
         help="batch numbers whose cost is reported (LEMoE and WISE edit up to the largest, --edits per batch)",
     )
+    bench.add_argument("--output", default=None, help="also write the numbers to this results JSON (and .md)")
+    bench.add_argument("--readme", default=None, help="README whose bench section is regenerated")
     bench.add_argument(
         "--gate",
         default=defaults.router.null_threshold,
@@ -81,9 +83,23 @@ def _main(argv: Sequence[str] | None) -> int:
         print(" ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
         return 0
     from lemoe.bench import run_bench
+    from lemoe.experiment import check_readme
 
     marks = tuple(int(m) for m in args.marks.split(","))
-    run_bench(args.model, args.edits, args.steps, args.experts, args.layer, args.repeats, args.gate, marks)
+    if args.readme:
+        check_readme(args.readme, "bench")  # before the minutes of timing, not after
+    run_bench(
+        args.model,
+        args.edits,
+        args.steps,
+        args.experts,
+        args.layer,
+        args.repeats,
+        args.gate,
+        marks,
+        args.output,
+        args.readme,
+    )
     return 0
 
 

@@ -83,6 +83,7 @@ class LEMoEEditor(SequentialEditor):
         self._training_expert: int | None = None
         self._batch_anchors: torch.Tensor | None = None
         self._act_inputs: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # activation gate: FFN inputs, masks
+        self._unrelated_inputs: tuple[torch.Tensor, torch.Tensor] | None = None  # computed on the first batch
         self._new_anchor_rows = 0
         self._hook = model.register_forward_pre_hook(self._route_hook, with_kwargs=True)
         if config.router.mode == "token":
@@ -233,10 +234,12 @@ class LEMoEEditor(SequentialEditor):
             anchors, named = self.pool(enc["input_ids"], enc["prompt_mask"])
             self._batch_anchors = anchors.detach()
             if self.config.router.null_threshold == "activation":
-                u = encode_texts(self.tokenizer, unrelated_text(self.config.router.null_data), self.device)
+                if self._unrelated_inputs is None:  # the same for every batch: nothing below the FFN is edited
+                    u = encode_texts(self.tokenizer, unrelated_text(self.config.router.null_data), self.device)
+                    self._unrelated_inputs = (self.ffn_inputs(u["input_ids"], u["attention_mask"]), u["attention_mask"])
                 self._act_inputs = {
                     "edits": (self.ffn_inputs(enc["input_ids"], enc["attention_mask"]), enc["prompt_mask"]),
-                    "unrelated": (self.ffn_inputs(u["input_ids"], u["attention_mask"]), u["attention_mask"]),
+                    "unrelated": self._unrelated_inputs,
                 }
             unnamed = int((~named[-self._new_anchor_rows :]).sum())
             if unnamed:
