@@ -459,6 +459,7 @@ def plot_batch_cost(out_dir: Path, methods: list[str] | None = None) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     results = [r for r in _rows(out_dir, methods) if r.get("batches")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
@@ -471,6 +472,7 @@ def plot_batch_cost(out_dir: Path, methods: list[str] | None = None) -> Path:
     axes[0].set_ylabel("wall seconds per batch")
     axes[1].set_ylabel("sequences x steps per batch")
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("edit batches so far (LEMoE: experts, up to max_experts)")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
