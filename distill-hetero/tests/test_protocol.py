@@ -9,7 +9,6 @@ from distill_hetero import experiment
 from distill_hetero.config import RunConfig
 from distill_hetero.data import fit_prompt, format_prompt, parse_record
 from distill_hetero.experiment import baseline_metrics, render_outputs, training_records
-from distill_hetero.intervals import mean_ci, paired_diff_ci, ratio_ci
 from shared_utils.errors import ConfigError
 
 
@@ -31,19 +30,6 @@ def test_the_instruction_survives_truncation(tokenizer):
     left_cut = tokenizer.decode(tokenizer(record.prompt, add_special_tokens=False)["input_ids"][-budget:])
     assert instruction not in left_cut
     assert fit_prompt(tokenizer, record, 10_000) is record  # a prompt that fits is not touched
-
-
-def test_bootstrap_intervals():
-    low, high = mean_ci([0.0, 10.0] * 20)
-    assert low < 5.0 < high and high - low < 5.0
-    assert mean_ci([3.0] * 7) == [3.0, 3.0]
-    assert mean_ci([1.0, 2.0, 9.0]) == mean_ci([1.0, 2.0, 9.0])  # seeded: an interval is reproducible
-    mean, ci = paired_diff_ci([1.0, 2.0, 3.0], [0.0, 1.0, 2.0])
-    assert mean == 1.0 and ci == [1.0, 1.0]
-    low, high = ratio_ci([10.0, 20.0, 30.0], [10, 10, 10])
-    assert 1.0 <= low <= 2.0 <= high <= 3.0
-    with pytest.raises(ValueError, match="same examples"):
-        paired_diff_ci([1.0], [1.0, 2.0])
 
 
 def test_trivial_baselines_score_constant_and_echoed_answers():

@@ -24,7 +24,6 @@ from distill_hetero.data import (
 from distill_hetero.distiller import TeacherCache, supervised_positions
 from distill_hetero.extraction import num_layers, selected_logits
 from distill_hetero.generation import generate, teacher_answers
-from distill_hetero.intervals import mean_ci, paired_diff_ci, ratio_ci
 from distill_hetero.mapping import resolve_mapping
 from distill_hetero.metrics import rouge_l_scores
 from distill_hetero.models import load_teacher
@@ -33,6 +32,7 @@ from shared_utils.atomic import save_figure
 from shared_utils.config import dump_config, load_config
 from shared_utils.device import apply_threads
 from shared_utils.errors import ConfigError
+from shared_utils.intervals import mean_ci, paired_diff_ci, ratio_ci
 from shared_utils.results import (
     atomic_write_text,
     load_results,

@@ -1,4 +1,4 @@
-"""Command line of `infodiffusion`: train, sample, eval, bench, reproduce.
+"""Command line of `infodiffusion`: train, sample, eval, bench, reproduce, settle.
 
 Every sub-command takes ``--config FILE_OR_NAME`` (default: the shipped ``default``; also
 ``tiny``, ``paper/qqp``, ...) and ``--section.key value`` overrides (see
@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         "bench": "training steps/s, sampling samples/s and reverse steps to 95 percent of the final BLEU: "
         "info vs sqrt schedule",
         "reproduce": "the five rows x seeds of the default reproduction (runs in --runs, results JSON in --results)",
+        "settle": "keyinfo-first check: the reverse step at which each target word's token settles, by its "
+        "information score, for trained runs (settling.json/.png/.md in --output); DDPM over all T steps "
+        "unless --sample.method is given",
     }
     for name, help_text in commands.items():
         p = sub.add_parser(
@@ -65,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
                 action="store_true",
                 help="re-sample/re-score runs already trained with the same training settings",
             )
+        if name == "settle":
+            p.add_argument("runs", nargs="+", help="trained run folders (each traced with its saved config.yaml)")
+            p.add_argument("--output", required=True, help="folder for settling.json, settling.png, settling.md")
+            p.add_argument("--sources", type=int, default=40, help="trace the first N sources of data.eval_split")
+            p.add_argument("--bins", type=int, default=4, help="quantile bins of the information score")
         if name == "bench":
             p.add_argument("--bench-steps", type=int, default=30, help="timed training steps per schedule")
     return parser
@@ -83,15 +91,14 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 0
     cfg = load_config(InfoDiffusionConfig, args.config, overrides, package=PACKAGE)
+    argv_list = list(argv) if argv is not None else sys.argv[1:]
+    config_given = any(a == "--config" or a.startswith("--config=") for a in argv_list)
     run = None
     if args.command in ("sample", "eval"):  # the run's saved config; conflicting options are refused
         from infodiffusion.run import run_config
 
         run = args.run or cfg.output_dir
-
-        argv_list = list(argv) if argv is not None else sys.argv[1:]
-        given = any(a == "--config" or a.startswith("--config=") for a in argv_list)
-        cfg = run_config(run, cfg, overrides, config_given=given)
+        cfg = run_config(run, cfg, overrides, config_given=config_given)
     if args.command == "train":
         from infodiffusion.trainer import train
 
@@ -129,6 +136,16 @@ def _main(argv: list[str] | None) -> int:
         results = Path(args.results) if args.results else runs / "results"
         readme = Path(args.readme) if args.readme else None
         print(reproduce(cfg, results, runs, readme, rows, args.reuse_runs, seeds))
+    elif args.command == "settle":
+        from infodiffusion.run import run_config
+        from infodiffusion.settling import settle
+        from shared_utils.config import parse_overrides
+
+        configs = [(run, run_config(run, cfg, overrides, config_given=config_given)) for run in args.runs]
+        if "sample.method" not in parse_overrides(overrides):
+            for _, run_cfg in configs:
+                run_cfg.sample.method = "ddpm"
+        print(settle(configs, Path(args.output), args.sources, args.bins))
     return 0
 
 

@@ -1,6 +1,7 @@
 """Bootstrap 95% intervals over evaluation examples (percentile bootstrap, Efron & Tibshirani 1993,
 ch. 13): for a mean, a ratio of sums (per-token NLL) and a paired difference of two rows on the
-same examples. The resampling generator is seeded, so an interval is a function of its inputs."""
+same examples; :func:`resample_indices` for other statistics (e.g. per-bin means resampled by
+source). The resampling generator is seeded, so an interval is a function of its inputs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ RESAMPLES = 2000
 SEED = 0
 
 
-def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
+def resample_indices(n: int, resamples: int = RESAMPLES, seed: int = SEED) -> np.ndarray:
+    """``(resamples, n)`` indices drawn with replacement from ``range(n)`` by a generator seeded ``seed``."""
     if n == 0:
         raise ValueError("bootstrap of an empty sample")
     return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
@@ -19,14 +21,14 @@ def _indices(n: int, resamples: int, seed: int) -> np.ndarray:
 def mean_ci(values, resamples: int = RESAMPLES, seed: int = SEED) -> list[float]:
     """``[low, high]``: 2.5% and 97.5% percentiles of the mean over resampled examples."""
     x = np.asarray(values, dtype=float)
-    means = x[_indices(len(x), resamples, seed)].mean(1)
+    means = x[resample_indices(len(x), resamples, seed)].mean(1)
     return [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]
 
 
 def ratio_ci(numerators, denominators, resamples: int = RESAMPLES, seed: int = SEED) -> list[float]:
     """Interval of sum(numerators)/sum(denominators), resampling examples (e.g. nats and tokens)."""
     num, den = np.asarray(numerators, dtype=float), np.asarray(denominators, dtype=float)
-    idx = _indices(len(num), resamples, seed)
+    idx = resample_indices(len(num), resamples, seed)
     ratios = num[idx].sum(1) / den[idx].sum(1)
     return [float(np.percentile(ratios, 2.5)), float(np.percentile(ratios, 97.5))]
 
