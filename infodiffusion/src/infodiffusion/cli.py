@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--output", required=True, help="folder for settling.json, settling.png, settling.md")
             p.add_argument("--sources", type=int, default=40, help="trace the first N sources of data.eval_split")
             p.add_argument("--bins", type=int, default=4, help="quantile bins of the information score")
+            p.add_argument("--readme", default=None, help="README whose keyinfo-first section takes the table")
         if name == "bench":
             p.add_argument("--bench-steps", type=int, default=30, help="timed training steps per schedule")
     return parser
@@ -140,12 +141,16 @@ def _main(argv: list[str] | None) -> int:
         from infodiffusion.run import run_config
         from infodiffusion.settling import settle
         from shared_utils.config import parse_overrides
+        from shared_utils.errors import ConfigError
 
         configs = [(run, run_config(run, cfg, overrides, config_given=config_given)) for run in args.runs]
         if "sample.method" not in parse_overrides(overrides):
             for _, run_cfg in configs:
                 run_cfg.sample.method = "ddpm"
-        print(settle(configs, Path(args.output), args.sources, args.bins))
+        readme = Path(args.readme) if args.readme else None
+        if readme is not None and (not readme.is_file() or "<!-- keyinfo-first:start -->" not in readme.read_text()):
+            raise ConfigError(f"option 'readme': {readme} is missing or has no '<!-- keyinfo-first:start -->' marker")
+        print(settle(configs, Path(args.output), args.sources, args.bins, readme))
     return 0
 
 

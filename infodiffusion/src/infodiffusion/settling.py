@@ -267,11 +267,16 @@ def plot_settling(entries: list[dict], path: Path) -> None:
 
 
 def settle(
-    runs: list[tuple[str | Path, InfoDiffusionConfig]], output: Path, n_sources: int = 40, n_bins: int = 4
+    runs: list[tuple[str | Path, InfoDiffusionConfig]],
+    output: Path,
+    n_sources: int = 40,
+    n_bins: int = 4,
+    readme: Path | None = None,
 ) -> str:
     """Trace every (run folder, config) and write ``settling.json`` (with provenance),
-    ``settling.png`` and ``settling.md`` into ``output``; returns the table."""
-    from shared_utils.results import atomic_write_text, write_results
+    ``settling.png`` and ``settling.md`` into ``output`` (and the table into ``readme``'s
+    ``keyinfo-first`` section when given); returns the table."""
+    from shared_utils.results import atomic_write_text, replace_marked_section, write_results
 
     if n_sources < 1 or n_bins < 2:
         raise ConfigError(f"--sources must be >= 1 and --bins >= 2, got {n_sources} and {n_bins}")
@@ -300,4 +305,6 @@ def settle(
     )
     atomic_write_text(output / "settling.md", table + note)
     plot_settling(entries, output / "settling.png")
+    if readme is not None:
+        replace_marked_section(readme, "keyinfo-first", table + note)
     return table
