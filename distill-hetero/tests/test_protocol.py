@@ -70,6 +70,16 @@ def test_table_shows_intervals_and_refuses_rows_of_different_commits(tmp_path):
     assert RunConfig().data.cache_dir.startswith("runs/")  # no teacher answers shared across checkouts
 
 
+def test_sampled_table_names_the_seeds_not_their_intervals(tmp_path):
+    _row(tmp_path / "kd_fkl.json", "kd_fkl", "abc", 5.0)
+    row = json.loads((tmp_path / "kd_fkl.json").read_text())
+    for seed in (1, 2):
+        row["metrics"].update({f"rougeL_seed{seed}/toy": 4.0, f"rougeL_seed{seed}_ci/toy": [3.0, 5.0]})
+    row["metrics"].update({"rougeL_sampled/toy": 4.0, "rougeL_sampled_ci/toy": [3.0, 5.0]})
+    (tmp_path / "kd_fkl.json").write_text(json.dumps(row))
+    assert "per-example mean over seeds 1, 2;" in render_outputs(tmp_path)
+
+
 def test_loss_ratio_figure_has_a_line_per_ratio_of_each_weighting_row(tmp_path, monkeypatch):
     ratios = {  # per row: each loss's ratio after steps 1, 2, 3
         "kd_fkl": {"fkl": [1.0] * 3},

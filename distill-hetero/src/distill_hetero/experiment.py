@@ -466,7 +466,12 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
     sampled_rows = [r for r in rows if any(k.startswith("rougeL_sampled/") for k in r["metrics"])]
     if sampled_rows:
         seeds = sorted(
-            {k.split("/")[0][len("rougeL_seed") :] for r in rows for k in r["metrics"] if k.startswith("rougeL_seed")}
+            {
+                k.split("/")[0][len("rougeL_seed") :]
+                for r in rows
+                for k in r["metrics"]
+                if k.startswith("rougeL_seed") and not k.split("/")[0].endswith("_ci")  # not the intervals
+            }
         )
         body += (
             f"\nSampled decoding (temperature 1, per-example mean over seeds {', '.join(seeds)}; the teacher "
