@@ -1,17 +1,7 @@
-import math
 
-import numpy as np
 import pytest
 
-from infodiffusion.reproduce import ROWS, mean_interval
-
-
-def test_mean_interval_is_the_student_t_half_width():
-    mean, half = mean_interval([1.0, 2.0, 3.0])
-    assert mean == pytest.approx(2.0) and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
-    mean, half = mean_interval([[0.0, 1.0], [2.0, 1.0]])  # per column, as for the BLEU-vs-steps curves
-    assert np.allclose(mean, [1.0, 1.0]) and np.allclose(half, [12.706 * math.sqrt(2) / math.sqrt(2), 0.0])
-    assert mean_interval([0.5]) == (0.5, None)
+from infodiffusion.reproduce import ROWS
 
 
 def test_rows_isolate_each_part():

@@ -1,9 +1,11 @@
-"""Seeded percentile-bootstrap intervals (shared by distill-hetero's tables and infodiffusion's settling check)."""
+"""Student-t intervals over seeds and seeded percentile-bootstrap intervals over examples (shared by the packages)."""
+
+import math
 
 import numpy as np
 import pytest
 
-from shared_utils.intervals import mean_ci, paired_diff_ci, ratio_ci, resample_indices
+from shared_utils.intervals import mean_ci, mean_interval, paired_diff_ci, ratio_ci, resample_indices
 
 
 def test_bootstrap_intervals():
@@ -25,3 +27,11 @@ def test_resample_indices_are_seeded_and_in_range():
     assert not np.array_equal(a, resample_indices(5, 100, seed=4))
     with pytest.raises(ValueError, match="empty sample"):
         resample_indices(0)
+
+
+def test_mean_interval_is_the_student_t_half_width():
+    mean, half = mean_interval([1.0, 2.0, 3.0])
+    assert mean == pytest.approx(2.0) and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+    mean, half = mean_interval([[0.0, 1.0], [2.0, 1.0]])  # per column, as for the BLEU-vs-steps curves
+    assert np.allclose(mean, [1.0, 1.0]) and np.allclose(half, [12.706 * math.sqrt(2) / math.sqrt(2), 0.0])
+    assert mean_interval([0.5]) == (0.5, None)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from infodiffusion.config import InfoDiffusionConfig, SampleConfig
+from shared_utils.intervals import mean_interval
 from shared_utils.tracking import get_logger
 
 logger = get_logger(__name__)
@@ -55,20 +56,6 @@ METRICS = {
     "div_4": ("Div-4 ↑", "max"),
     "steps_to_95pct": ("steps to 95% BLEU ↓", "min"),
 }
-# t_{0.975, df} of Student's t, df = 1..30 (beyond: the normal 1.96)
-T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131)
-T975 += (2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def mean_interval(values) -> tuple[float, float | None]:
-    """Mean of ``values`` (axis 0) and the half-width of its 95% Student-t interval,
-    t_{0.975, n-1} · s / √n (None for a single value)."""
-    x = np.asarray(values, dtype=float)
-    n = len(x)
-    if n < 2:
-        return x.mean(0), None
-    t = T975[n - 2] if n - 2 < len(T975) else 1.96
-    return x.mean(0), t * x.std(0, ddof=1) / math.sqrt(n)
 
 
 def row_config(base: InfoDiffusionConfig, row: str, seed: int, runs_dir: Path) -> InfoDiffusionConfig:

@@ -7,15 +7,12 @@ the ``n`` seeds (no interval for one seed).
 
 from __future__ import annotations
 
-import math
 import statistics
 from pathlib import Path
 from typing import Any
 
+from shared_utils.intervals import mean_interval
 from shared_utils.results import load_results
-
-# t(0.975, df) for df = 1..10; larger df use 2.0 (conservative against the normal 1.96)
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 
 
 def seed_folder(results_dir: str | Path, seed: int) -> Path:
@@ -27,14 +24,6 @@ def seed_folders(results_dir: str | Path) -> list[Path]:
     (a folder of one run's JSON files)."""
     folders = [p for p in Path(results_dir).glob("seed_*") if p.is_dir() and p.name[5:].isdigit()]
     return sorted(folders, key=lambda p: int(p.name[5:])) or [Path(results_dir)]
-
-
-def mean_interval(values: list[float]) -> tuple[float, float | None]:
-    """``(mean, half-width of the 95% t-interval)``; the half-width is None for one value."""
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, T975.get(len(values) - 1, 2.0) * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def _mean_lists(lists: list[list[float]]) -> list[float]:
