@@ -139,3 +139,24 @@ def test_data_and_model_errors_are_one_line_with_exit_code_2(case, message, tmp_
 def test_eval_of_a_missing_adaptor_folder_is_one_line(tiny, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nothing"), "--model", "tiny", "--limit", "2"]) == 2
     assert "nothing" in _one_line_error(capsys)
+
+
+def test_summarize_gives_mean_and_t_interval_over_seed_folders(tmp_path, capsys):
+    metrics = {"rel": 1.0, "gen": 0.5, "loc": 0.9, "avg": 0.8, "repetition": 0.1, "ppl_ratio": 1.0}
+    for seed, rel in ((0, 0.90), (1, 0.95), (2, 1.00)):
+        folder = tmp_path / f"seed{seed}"
+        folder.mkdir()
+        row = {"method": "lemoe", "label": "LEMoE", "config": {"lemoe": {"seed": seed}}}
+        (folder / "lemoe.json").write_text(json.dumps({**row, "metrics": {**metrics, "rel": rel}}))
+        if seed == 0:  # a row of one folder only is left out, by name
+            (folder / "wise.json").write_text(json.dumps({**row, "method": "wise", "metrics": metrics}))
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- results-zsre-seeds:start -->\n<!-- results-zsre-seeds:end -->\n")
+    folders = [str(tmp_path / f"seed{s}") for s in range(3)]
+    assert main(["summarize", *folders, "--readme", str(readme)]) == 0
+    out = capsys.readouterr().out
+    half = 4.303 * 0.05 / 3**0.5  # t(0.975, 2) * sd / sqrt(n), sd of (0.90, 0.95, 1.00) = 0.05
+    assert f"| LEMoE | 0, 1, 2 | 0.950 ± {half:.3f} | 0.500 ± 0.000 |" in out
+    assert "left out: wise" in out and "| LEMoE |" in readme.read_text()
+    assert main(["summarize", str(tmp_path / "seed0"), str(tmp_path / "nothing")]) == 2
+    assert "no row files of `lemoe edit` in" in _one_line_error(capsys)

@@ -35,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--data", default="builtin", help="'builtin', a ZsRE/CounterFact/JSONL file or a hub id")
     ev.add_argument("--data-format", default="auto", choices=get_args(DataFormat))
     ev.add_argument("--limit", type=int, default=100, help="number of requests scored")
+    summ = sub.add_parser(
+        "summarize", help="each row's metrics as mean and 95%% t-interval over seed folders (rows in all of them)"
+    )
+    summ.add_argument("folders", nargs="+", help="output folders of `lemoe edit` runs that differ in lemoe.seed")
+    summ.add_argument("--output", default=None, help="also write the table here (markdown)")
+    summ.add_argument("--readme", default=None, help="README whose results-<name> section takes the table")
+    summ.add_argument("--section", default="results-zsre-seeds", help="README section name (default %(default)s)")
     bench = sub.add_parser("bench", help="editing throughput, inference latency ratio, memory per expert")
     bench.add_argument("--model", default="smollm2-135m-instruct")
     bench.add_argument("--edits", type=int, default=20, help="edits per method (one batch)")
@@ -76,6 +83,20 @@ def _main(argv: Sequence[str] | None) -> int:
         return 0
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command == "summarize":
+        from lemoe.experiment import check_readme, summarize_seeds
+        from shared_utils.atomic import atomic_write_text
+        from shared_utils.results import replace_marked_section
+
+        if args.readme:
+            check_readme(args.readme, args.section)
+        table = summarize_seeds(args.folders)
+        print(table)
+        if args.output:
+            atomic_write_text(args.output, table)
+        if args.readme:
+            replace_marked_section(args.readme, args.section, table)
+        return 0
     if args.command == "eval":
         from lemoe.experiment import evaluate_saved
 

@@ -421,6 +421,58 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
     return table
 
 
+SEED_METRICS = {
+    "rel": "Rel",
+    "gen": "Gen",
+    "loc": "Loc",
+    "avg": "Avg",
+    "rel_gen_f1": "Rel F1 (greedy)",
+    "gen_gen_f1": "Gen F1 (greedy)",
+    "repetition": "repetition",
+    "ppl_ratio": "ppl / unedited",
+}
+
+
+def summarize_seeds(folders: list[str | Path]) -> str:
+    """Markdown table: for every row present in all ``folders`` (runs that differ in ``lemoe.seed``,
+    i.e. edit order and initialisation), each metric's mean ± the half-width of its 95% Student-t
+    interval over the folders, and the seeds used. Rows of a folder missing elsewhere are named."""
+    from shared_utils.errors import ConfigError
+    from shared_utils.intervals import mean_interval
+
+    per_folder = [{r["method"]: r for r in _rows(Path(f))} for f in folders]
+    if any(not rows for rows in per_folder):
+        empty = [str(f) for f, rows in zip(folders, per_folder, strict=True) if not rows]
+        raise ConfigError(f"no row files of `lemoe edit` in {', '.join(empty)}")
+    common = [m for m in ROW_ORDER if all(m in rows for rows in per_folder)]
+    left_out = sorted({m for rows in per_folder for m in rows} - set(common))
+    lines = [
+        "| Method | seeds | " + " | ".join(SEED_METRICS.values()) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in SEED_METRICS) + " |",
+    ]
+    for method in common:
+        rows = [r[method] for r in per_folder]
+        cells = []
+        for key in SEED_METRICS:
+            values = [r["metrics"][key] for r in rows if key in r["metrics"]]
+            if len(values) < len(rows):
+                cells.append("–")
+                continue
+            mean, half = mean_interval(values)
+            cells.append(f"{mean:.3f}" if half is None else f"{mean:.3f} ± {half:.3f}")
+        seeds = ", ".join(str(r["config"]["lemoe"]["seed"]) for r in rows)
+        lines.append(f"| {rows[0]['label']} | {seeds} | " + " | ".join(cells) + " |")
+    note = (
+        f"\n\nMean ± half-width of the 95% Student-t interval over {len(folders)} runs that differ in "
+        "`lemoe.seed` (expert initialisation, edit order of the cluster planner, replay sample), from "
+        + ", ".join(f"`{f}`" for f in folders)
+        + "."
+        + (f" Rows not in every folder, left out: {', '.join(left_out)}." if left_out else "")
+        + "\n"
+    )
+    return "\n".join(lines) + note
+
+
 def plot_curves(out_dir: Path, methods: list[str] | None = None) -> Path:
     """Rel, Gen, Loc and their average against the number of edits, one line per method."""
     import matplotlib
