@@ -1,4 +1,3 @@
-
 import pytest
 
 from infodiffusion.reproduce import ROWS

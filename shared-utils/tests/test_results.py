@@ -68,3 +68,17 @@ def test_replace_marked_section(tmp_path):
     assert not replace_marked_section(readme, "results", "| new |")
     with pytest.raises(ValueError, match="markers"):
         replace_marked_section(readme, "other", "x")
+
+
+def test_check_marked_section_names_the_option_before_any_work(tmp_path):
+    from shared_utils.errors import ConfigError
+
+    readme = tmp_path / "README.md"
+    with pytest.raises(ConfigError, match=r"^option 'readme': .*README.md does not exist"):
+        results.check_marked_section(readme, "bench")
+    readme.write_text("<!-- bench:start -->\n<!-- bench:end -->\n<!-- seeds:start -->\n")
+    results.check_marked_section(readme, "bench")
+    with pytest.raises(ConfigError, match=r"has no '<!-- seeds:end -->' marker \(option 'readme_section'\)$"):
+        results.check_marked_section(readme, "seeds", "readme_section")
+    with pytest.raises(ConfigError, match=r"has no '<!-- other:start -->' marker$"):
+        results.check_marked_section(readme, "other")

@@ -141,15 +141,15 @@ def _main(argv: list[str] | None) -> int:
         from infodiffusion.run import run_config
         from infodiffusion.settling import settle
         from shared_utils.config import parse_overrides
-        from shared_utils.errors import ConfigError
+        from shared_utils.results import check_marked_section
 
         configs = [(run, run_config(run, cfg, overrides, config_given=config_given)) for run in args.runs]
         if "sample.method" not in parse_overrides(overrides):
             for _, run_cfg in configs:
                 run_cfg.sample.method = "ddpm"
         readme = Path(args.readme) if args.readme else None
-        if readme is not None and (not readme.is_file() or "<!-- keyinfo-first:start -->" not in readme.read_text()):
-            raise ConfigError(f"option 'readme': {readme} is missing or has no '<!-- keyinfo-first:start -->' marker")
+        if readme is not None:
+            check_marked_section(readme, "keyinfo-first")  # before the tracing, not after
         print(settle(configs, Path(args.output), args.sources, args.bins, readme))
     return 0
 

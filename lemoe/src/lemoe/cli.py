@@ -84,12 +84,12 @@ def _main(argv: Sequence[str] | None) -> int:
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "summarize":
-        from lemoe.experiment import check_readme, summarize_seeds
+        from lemoe.experiment import summarize_seeds
         from shared_utils.atomic import atomic_write_text
-        from shared_utils.results import replace_marked_section
+        from shared_utils.results import check_marked_section, replace_marked_section
 
         if args.readme:
-            check_readme(args.readme, args.section)
+            check_marked_section(args.readme, args.section)
         table = summarize_seeds(args.folders)
         print(table)
         if args.output:
@@ -104,11 +104,11 @@ def _main(argv: Sequence[str] | None) -> int:
         print(" ".join(f"{k}={v:.3f}" for k, v in metrics.items()))
         return 0
     from lemoe.bench import run_bench
-    from lemoe.experiment import check_readme
+    from shared_utils.results import check_marked_section
 
     marks = tuple(int(m) for m in args.marks.split(","))
     if args.readme:
-        check_readme(args.readme, "bench")  # before the minutes of timing, not after
+        check_marked_section(args.readme, "bench")  # before the minutes of timing, not after
     run_bench(
         args.model,
         args.edits,

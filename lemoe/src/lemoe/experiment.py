@@ -33,7 +33,13 @@ from lemoe.training import SequentialEditor
 from shared_utils.atomic import atomic_write_text, save_figure
 from shared_utils.config import config_to_dict, dump_config
 from shared_utils.errors import ConfigError
-from shared_utils.results import load_results, render_markdown_table, replace_marked_section, write_results
+from shared_utils.results import (
+    check_marked_section,
+    load_results,
+    render_markdown_table,
+    replace_marked_section,
+    write_results,
+)
 from shared_utils.seeding import seed_everything
 from shared_utils.tracking import get_logger
 
@@ -206,7 +212,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
     started = time.perf_counter()
     seed_everything(cfg.lemoe.seed)
     if cfg.readme:  # checked now, not after an hour of training
-        check_readme(cfg.readme, cfg.readme_section)
+        check_marked_section(cfg.readme, cfg.readme_section, "readme_section")
     data = load_edits(cfg.data, cfg.data_format, limit=cfg.num_edits * cfg.num_runs, skip_invalid=True)
     if len(data) < cfg.num_edits * cfg.num_runs:
         raise ConfigError(
@@ -269,17 +275,6 @@ def prepare_run(run: int, data: list[EditRequest], base_model, tokenizer, cfg: E
         plans["cluster"] = plan_batches(requests, cfg.batch_size, cfg.plan.order, cfg.lemoe.seed + run)
     plans["random"] = plan_batches(requests, cfg.batch_size, "random", cfg.lemoe.seed + run)
     return index, sets, plans
-
-
-def check_readme(path: str, section: str) -> None:
-    """Fail before any training when ``readme`` cannot take the table (missing file or markers)."""
-    readme = Path(path)
-    if not readme.is_file():
-        raise ConfigError(f"option 'readme': {path} does not exist (relative paths start at the working directory)")
-    text = readme.read_text()
-    for marker in (f"<!-- {section}:start -->", f"<!-- {section}:end -->"):
-        if marker not in text:
-            raise ConfigError(f"option 'readme': {path} has no {marker!r} marker (option 'readme_section')")
 
 
 def check_subjects(data: list[EditRequest], cfg: ExperimentConfig) -> None:

@@ -182,6 +182,21 @@ def _lookup(row: dict[str, Any], dotted: str) -> Any:
     return node
 
 
+def check_marked_section(path: str | Path, name: str, section_option: str | None = None) -> None:
+    """Fail early (before the minutes of work whose table it will take) when the README ``path`` is
+    missing or lacks the ``<!-- name:start -->`` / ``<!-- name:end -->`` markers; the
+    :class:`ConfigError` names the ``readme`` option (and ``section_option`` when the section name
+    is an option too)."""
+    readme = Path(path)
+    if not readme.is_file():
+        raise ConfigError(f"option 'readme': {path} does not exist (relative paths start at the working directory)")
+    text = readme.read_text()
+    for marker in (f"<!-- {name}:start -->", f"<!-- {name}:end -->"):
+        if marker not in text:
+            hint = f" (option '{section_option}')" if section_option else ""
+            raise ConfigError(f"option 'readme': {path} has no {marker!r} marker{hint}")
+
+
 def replace_marked_section(path: str | Path, name: str, content: str) -> bool:
     """Replace the text between ``<!-- name:start -->`` and ``<!-- name:end -->`` in ``path``.
 
