@@ -28,7 +28,7 @@ from distill_hetero.mapping import resolve_mapping
 from distill_hetero.metrics import rouge_l_scores
 from distill_hetero.models import load_teacher
 from distill_hetero.trainer import export_student, train
-from shared_utils.atomic import save_figure
+from shared_utils.atomic import headless_pyplot, save_figure
 from shared_utils.config import dump_config, load_config
 from shared_utils.device import apply_threads
 from shared_utils.errors import ConfigError
@@ -509,18 +509,9 @@ def _first(rows: list[dict], key: str):
     return next((r["metrics"][key] for r in rows if key in r["metrics"]), "?")
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_loss_curves(rows: list[dict], path: Path) -> None:
     """Per-row output-loss curve, and the intermediate loss where present."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     trained = [r for r in rows if r.get("history")]
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for r in trained:
@@ -545,7 +536,7 @@ def _weight_names(row: dict) -> list[str]:
 def plot_loss_ratios(rows: list[dict], path: Path) -> None:
     """The loss ratios over training of every row that weights two or more losses (fixed, learned,
     DWA): one panel per loss, one line per row; the value at step t is the ratio after step t."""
-    plt = _pyplot()
+    plt = headless_pyplot()
     weighted = [r for r in rows if len(_weight_names(r)) > 1]
     names = list(dict.fromkeys(n for r in weighted for n in _weight_names(r)))
     panels = len(names) or 1

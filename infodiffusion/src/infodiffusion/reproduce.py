@@ -261,12 +261,9 @@ def render_table(entries: list[dict]) -> str:
 
 
 def plot_curves(entries: list[dict], path: Path) -> None:
-    import matplotlib
+    from shared_utils.atomic import headless_pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from shared_utils.atomic import save_figure
+    plt = headless_pyplot()
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for e in entries:

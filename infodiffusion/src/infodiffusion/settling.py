@@ -231,12 +231,9 @@ def render_table(entries: list[dict]) -> str:
 
 def plot_settling(entries: list[dict], path: Path) -> None:
     """Mean settling fraction against the information bin, one line per run, 95% error bars."""
-    import matplotlib
+    from shared_utils.atomic import headless_pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from shared_utils.atomic import save_figure
+    plt = headless_pyplot()
 
     n_bins = len(entries[0]["bins"])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))

@@ -30,7 +30,7 @@ from lemoe.metrics import (
 from lemoe.planning import embed_requests, plan_batches
 from lemoe.probes import with_builtin_probes
 from lemoe.training import SequentialEditor
-from shared_utils.atomic import atomic_write_text, save_figure
+from shared_utils.atomic import atomic_write_text, headless_pyplot, save_figure
 from shared_utils.config import config_to_dict, dump_config
 from shared_utils.errors import ConfigError
 from shared_utils.results import (
@@ -470,10 +470,7 @@ def summarize_seeds(folders: list[str | Path]) -> str:
 
 def plot_curves(out_dir: Path, methods: list[str] | None = None) -> Path:
     """Rel, Gen, Loc and their average against the number of edits, one line per method."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     results = _rows(out_dir, methods)
     fig, axes = plt.subplots(1, 4, figsize=(16, 3.8), sharex=True)
@@ -502,10 +499,7 @@ def plot_batch_cost(out_dir: Path, methods: list[str] | None = None) -> Path:
     """Per-batch training cost against the number of batches edited so far (for LEMoE, one expert per
     batch up to ``max_experts``): wall seconds, and sequences x steps, which does not depend on the
     machine. A flat line is a cost that does not grow with the earlier edits (issue 11 item 4)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
     from matplotlib.ticker import MaxNLocator
 
     results = [r for r in _rows(out_dir, methods) if r.get("batches")]

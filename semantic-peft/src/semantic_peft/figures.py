@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from shared_utils.atomic import save_figure
+from shared_utils.atomic import headless_pyplot, save_figure
 
 
 def pca_2d(features: torch.Tensor) -> torch.Tensor:
@@ -28,10 +28,7 @@ def run_figure(
 ) -> Path:
     """One PNG with three panels: histograms of base vs final distance, per-fact drift
     trajectories (pushed-away facts in red), and the 2-D PCA of knowledge features."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     bins = torch.linspace(0, float(max(base.max(), final.max())) * 1.05 + 1e-6, 30).tolist()
@@ -71,10 +68,7 @@ def run_figure(
 def weight_figure(path: str | Path, title: str, stats: list[dict[str, float]]) -> Path:
     """Re-weighting statistics per optimiser step: effective sample size as a fraction of the
     batch (left) and the largest / smallest weight (right)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     steps = list(range(1, len(stats) + 1))
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -101,10 +95,7 @@ def drift_figure(path: str | Path, title: str, runs: dict[str, dict[str, dict]])
     """Distance drift per probe set, one line per run: the mean target distance (top) and the
     fraction pushed away from the base (bottom), per epoch (0 = base). ``runs`` maps a label to
     its ``details["drift"]`` (:func:`semantic_peft.semantic.drift_curves` per set)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = headless_pyplot()
 
     sets = [s for s in DRIFT_SETS if any(s in drift for drift in runs.values())]
     fig, axes = plt.subplots(2, len(sets), figsize=(4 * len(sets), 6.4), squeeze=False)

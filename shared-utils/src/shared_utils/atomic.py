@@ -82,6 +82,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON: {value!r}")
 
 
+def headless_pyplot() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (figures are only saved, on machines
+    without a display). Needs matplotlib, like :func:`save_figure`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save_figure(fig: Any, path: str | Path, **savefig_kwargs: Any) -> Path:
     """``fig.savefig`` atomically (format from the suffix of ``path``), then close the figure.
 
