@@ -194,7 +194,8 @@ def _run_rows(
 
 def write_table(results_dir: str | Path, readme: str | Path | None = None) -> list[dict]:
     """``table.md``, ``summary.json`` and ``figures/drift_all.png`` (and the README's marked
-    section) from the results JSON of every seed folder (:func:`semantic_peft.seeds.aggregate`)."""
+    section) from the results JSON of every seed folder (:func:`semantic_peft.seeds.aggregate`),
+    then the claims table and the cross-method figure (:func:`semantic_peft.claims.write_claims`)."""
     results_dir = Path(results_dir)
     rows = aggregate(results_dir)
     if not rows:
@@ -224,6 +225,9 @@ def write_table(results_dir: str | Path, readme: str | Path | None = None) -> li
         drift_figure(results_dir / "figures" / "drift_all.png", f"all methods, mean of {seeds} seed(s)", drifts)
     if readme is not None and Path(readme).is_file():
         replace_marked_section(readme, "results", text)
+    from semantic_peft.claims import write_claims
+
+    write_claims(results_dir, rows, readme)
     return rows
 
 
