@@ -12,6 +12,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 
 from lemoe.config import LEMoEConfig
 
+os.environ.setdefault("WANDB_MODE", "disabled")  # the default tracker is wandb: tests log nowhere
 VOCAB = 64
 torch.set_num_threads(1)  # tiny models: thread start-up costs more than it saves on a shared CPU
 # with --import-mode=importlib the tests import the helpers below as `from conftest import ...`

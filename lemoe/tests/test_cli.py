@@ -39,7 +39,9 @@ RECORD = {
 
 @pytest.fixture
 def tiny(monkeypatch):
-    monkeypatch.setattr(experiment, "load_model", lambda name, device: (tiny_model("llama"), TOKENIZER))
+    monkeypatch.setattr(
+        experiment, "load_model", lambda name, device, device_map="none": (tiny_model("llama"), TOKENIZER)
+    )
 
 
 def _edits(path, n=4, **changes):

@@ -1,6 +1,8 @@
 import json
+import math
 
 import pytest
+from accelerate.state import AcceleratorState
 from conftest import TOKENIZER, tiny_model
 
 from lemoe import experiment
@@ -11,7 +13,9 @@ from shared_utils.errors import ConfigError
 
 
 def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiment, "load_model", lambda name, device: (tiny_model("llama"), TOKENIZER))
+    monkeypatch.setattr(
+        experiment, "load_model", lambda name, device, device_map="none": (tiny_model("llama"), TOKENIZER)
+    )
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- results:start -->\nold\n<!-- results:end -->\n")
     data = tmp_path / "edits.jsonl"
@@ -116,7 +120,9 @@ def test_cli_rejects_unknown_option_by_name(capsys):
 
 
 def test_headline_row_runs_on_records_without_a_subject(tmp_path, monkeypatch):
-    monkeypatch.setattr(experiment, "load_model", lambda name, device: (tiny_model("llama"), TOKENIZER))
+    monkeypatch.setattr(
+        experiment, "load_model", lambda name, device, device_map="none": (tiny_model("llama"), TOKENIZER)
+    )
     data = tmp_path / "edits.jsonl"
     data.write_text(
         "\n".join(
@@ -143,3 +149,57 @@ def test_headline_row_runs_on_records_without_a_subject(tmp_path, monkeypatch):
     assert row["gate"] == "activation" and "subject" not in row["label"]
     # the subject-string view is left out (no subjects), the two other gates are scored on the same experts
     assert {p.stem for p in (tmp_path / "o").glob("*.json")} == {"lemoe", "lemoe_gate_none", "lemoe_gate_calibrated"}
+
+
+def test_every_method_edits_under_bf16_autocast_and_logs_each_batch_to_the_tracker(tmp_path, monkeypatch, request):
+    """accelerate's bf16 autocast (the GPU default, here on the CPU) reaches every forward of every
+    method without a dtype clash; trained parameters stay fp32; the tracker gets one record per batch."""
+    monkeypatch.setattr(
+        experiment, "load_model", lambda name, device, device_map="none": (tiny_model("llama"), TOKENIZER)
+    )
+    logged: list[dict] = []
+    real_build = experiment.build_accelerator
+
+    def build(config, **kwargs):
+        accelerator = real_build(config, **kwargs)
+        monkeypatch.setattr(accelerator, "log", lambda values, step=None: logged.append(values))
+        return accelerator
+
+    monkeypatch.setattr(experiment, "build_accelerator", build)
+    AcceleratorState._reset_state(reset_partial_state=True)  # accelerate keeps one precision per process
+    request.addfinalizer(lambda: AcceleratorState._reset_state(reset_partial_state=True))
+    data = tmp_path / "edits.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "prompt": f"q{c} is",
+                    "target": c * 2,
+                    "rephrase": f"q{c} be",
+                    "locality_prompt": "z",
+                    "locality_answer": "y",
+                    "subject": f"q{c}",
+                }
+            )
+            for c in "abcd"
+        )
+    )
+    cfg = ExperimentConfig(model="tiny", data=str(data), num_edits=4, batch_size=2, output_dir=str(tmp_path / "o"))
+    cfg.methods = ["lemoe", "token_moe", "ft_l", "lora", "grace", "wise"]
+    cfg.accelerator.mixed_precision, cfg.accelerator.cpu, cfg.eval_each_batch = "bf16", True, False
+    cfg.lemoe.adaptor.layer, cfg.lemoe.adaptor.expert_width, cfg.lemoe.router.dim = 1, 16, 8
+    cfg.lemoe.train.max_steps, cfg.lemoe.train.progress, cfg.plan.embedder = 3, False, "model"
+    cfg.lemoe.train.continuation_weight = 0.5  # the anti-hijack term's extra head call too
+    experiment.run_experiment(cfg)
+    for method in cfg.methods:
+        row = json.loads((tmp_path / "o" / f"{method}.json").read_text())
+        assert all(math.isfinite(v) for v in row["metrics"].values()), method
+        batches = [r for r in logged if f"{method}/nll" in r]
+        assert [r[f"{method}/steps"] for r in batches] == [b["steps"] for b in row["batches"]], method
+        assert any(f"{method}/final/rel" in r for r in logged), method
+
+
+def test_gradient_accumulation_is_refused_by_name(capsys):
+    assert main(["edit", "--accelerator.gradient_accumulation_steps", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "accelerator.gradient_accumulation_steps=4" in err and len(err.strip().splitlines()) == 1

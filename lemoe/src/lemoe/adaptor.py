@@ -199,12 +199,13 @@ class MoEAdaptor(nn.Module):
                 self.instance_gate = self._activation_gate(self.instance_gate, x, self.decide_mask.to(x.device))
                 self.decide_mask = None  # kept for the cached decoding steps that follow
             gate = self.instance_gate[:, None, :].to(x.dtype)  # (B, 1, n)
-        delta = torch.zeros_like(out)
+        delta = torch.zeros_like(out)  # in the FFN output's dtype (bf16 under autocast, where x may be fp32)
         active = gate.flatten(0, -2).abs().sum(0) > 0
         for i in torch.nonzero(active).flatten().tolist():
             if gate.shape[1] == 1:  # instance-level gate: run expert i only on the instances routed to it
                 rows = torch.nonzero(gate[:, 0, i]).flatten()
-                delta = delta.index_add(0, rows, gate[rows, :, i : i + 1] * self.experts[i](x[rows]))
+                routed = gate[rows, :, i : i + 1] * self.experts[i](x[rows])
+                delta = delta.index_add(0, rows, routed.to(delta.dtype))
             else:
-                delta = delta + gate[..., i : i + 1] * self.experts[i](x)
+                delta = delta + (gate[..., i : i + 1] * self.experts[i](x)).to(delta.dtype)
         return out + self.adaptor_cfg.scale * delta

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from shared_utils.config import check_choices
+from shared_utils.device import AcceleratorConfig
 from shared_utils.errors import ConfigError
 
 Method = Literal["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace", "wise"]
@@ -230,6 +231,28 @@ class BaselineConfig:
 
 
 @dataclass
+class AcceleratorSettings(AcceleratorConfig):
+    """shared_utils' accelerator options (device, precision, tracker), in this package's wandb project.
+
+    The device is the GPU when one is visible (``cpu: true`` forces the CPU); ``mixed_precision: auto``
+    is bf16 autocast on a GPU that has it and fp32 elsewhere; the tracker logs each batch's NLL, steps
+    and time and each row's final metrics (wandb, offline unless logged in; ``none`` turns it off).
+    """
+
+    project_name: str = field(default="lemoe", metadata=_h("tracker project"))
+    gradient_accumulation_steps: int = field(
+        default=1, metadata=_h("must be 1: each edit batch is one optimiser step over all its edits")
+    )
+
+    def __post_init__(self):
+        if self.gradient_accumulation_steps != 1:
+            raise ConfigError(
+                f"accelerator.gradient_accumulation_steps={self.gradient_accumulation_steps}: lemoe takes one "
+                "optimiser step per edit batch, so only 1 is meaningful (lower batch_size to train on fewer edits)"
+            )
+
+
+@dataclass
 class ExperimentConfig:
     """A lifelong editing experiment: T sequential edits in batches, scored on the final model."""
 
@@ -282,7 +305,14 @@ class ExperimentConfig:
         default="results",
         metadata=_h("name of the README section replaced, between <!-- NAME:start --> and <!-- NAME:end -->"),
     )
-    device: str = field(default="cpu", metadata=_h("'cpu', 'cuda', or 'auto' (device_map='auto' across GPUs)"))
+    device_map: Literal["none", "auto"] = field(
+        default="none",
+        metadata=_h(
+            "'none': the whole model on the accelerator's device; 'auto': transformers' device_map over the "
+            "visible GPUs (and CPU), for a model larger than one GPU"
+        ),
+    )
+    accelerator: AcceleratorSettings = field(default_factory=AcceleratorSettings)
     lemoe: LEMoEConfig = field(default_factory=LEMoEConfig)
     plan: PlanConfig = field(default_factory=PlanConfig)
     baselines: BaselineConfig = field(default_factory=BaselineConfig)

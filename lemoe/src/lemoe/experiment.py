@@ -32,6 +32,7 @@ from lemoe.probes import with_builtin_probes
 from lemoe.training import SequentialEditor
 from shared_utils.atomic import atomic_write_text, headless_pyplot, save_figure
 from shared_utils.config import config_to_dict, dump_config
+from shared_utils.device import build_accelerator
 from shared_utils.errors import ConfigError
 from shared_utils.results import (
     check_marked_section,
@@ -64,11 +65,12 @@ LABELS = {
 }
 
 
-def load_model(name: str, device: str):
-    """(model, tokenizer) through shared_utils; ``device='auto'`` spreads a large model over the GPUs."""
+def load_model(name: str, device, device_map: str = "none"):
+    """(model, tokenizer) through shared_utils, on ``device``; ``device_map='auto'`` instead spreads a
+    model too large for one GPU over the visible GPUs (transformers' device_map), ignoring ``device``."""
     from shared_utils.models import load_causal_lm
 
-    if device == "auto":
+    if device_map == "auto":
         return load_causal_lm(name, device_map="auto")
     return load_causal_lm(name, device=device)
 
@@ -142,11 +144,16 @@ def run_method(
     index: dict[int, int],
     sets: EvalSets,
     cfg: ExperimentConfig,
+    accelerator,
 ) -> dict[str, dict]:
-    """Edit a fresh copy of the model batch by batch; returns {row name: {final, curve, train_s}}."""
+    """Edit a fresh copy of the model batch by batch; returns {row name: {final, curve, train_s}}.
+
+    Every forward runs under ``accelerator.autocast`` (bf16 on a GPU with ``mixed_precision: auto``);
+    each batch's NLL, steps and seconds go to the accelerator's tracker."""
     seed_everything(cfg.lemoe.seed)
     model = copy.deepcopy(base_model)
     editor = make_editor(method, model, tokenizer, cfg)
+    editor.autocast = accelerator.autocast
     views = {method: None}
     if method == "lemoe":  # the other no-expert paths on the same trained experts (they do not change training)
         has_subjects = all(r.subject for batch in batches for r in batch)
@@ -163,6 +170,7 @@ def run_method(
         train_s += time.perf_counter() - start
         edited.extend(index[id(r)] for r in batch)
         log.info("%s batch %d/%d: %d steps, nll %.4f", method, b + 1, len(batches), record["steps"], record["nll"])
+        accelerator.log({f"{method}/{k}": record[k] for k in ("nll", "steps", "sequences", "train_s")})
         last = b == len(batches) - 1
         if cfg.eval_each_batch or last:
             for name, null in views.items():
@@ -220,7 +228,12 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
             f"edits but {cfg.data} has {len(data)} valid ones"
         )
     check_subjects(data, cfg)
-    base_model, tokenizer = load_model(cfg.model, cfg.device)
+    base_model, tokenizer = load_model(cfg.model, "cpu", cfg.device_map)  # a bad name fails before the tracker starts
+    accelerator = build_accelerator(
+        cfg.accelerator, run_name=Path(cfg.output_dir).name, tracker_config=config_to_dict(cfg)
+    )
+    if cfg.device_map == "none":
+        base_model.to(accelerator.device)
     base_model.eval()
     for p in base_model.parameters():
         p.requires_grad_(False)
@@ -231,11 +244,14 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
         order = "random" if method == "lemoe_random" else ("cluster" if method.startswith("lemoe") else "random")
         rows: dict[str, list[dict]] = {}
         for index, sets, plans in runs:
-            for name, result in run_method(method, base_model, tokenizer, plans[order], index, sets, cfg).items():
+            for name, result in run_method(
+                method, base_model, tokenizer, plans[order], index, sets, cfg, accelerator
+            ).items():
                 result["order"] = order if method.startswith("lemoe") else "random"
                 rows.setdefault(name, []).append(result)
         for name, results in rows.items():
-            write_row(name, results, cfg, time.perf_counter() - started)
+            final = write_row(name, results, cfg, time.perf_counter() - started)
+            accelerator.log({f"{name}/final/{k}": v for k, v in final.items()})
             written.append(name)
         write_summary(out_dir, written, cfg)
     stale = sorted(r["method"] for r in _rows(out_dir) if r["method"] not in written)
@@ -244,6 +260,7 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
     if cfg.readme:
         replace_marked_section(cfg.readme, cfg.readme_section, (out_dir / "table.md").read_text())
     log.info("wrote %s", ", ".join(str(out_dir / f"{n}.json") for n in written))
+    accelerator.end_training()
     return [config_to_dict(cfg)]
 
 
@@ -307,10 +324,11 @@ def _average(results: list[dict]) -> dict:
     }
 
 
-def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: float) -> None:
+def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: float) -> dict[str, float]:
     """``<output_dir>/<name>.json``: the row's metrics (averaged over runs) and curve; ``timing``
     holds the wall-clock numbers, which vary between runs (``metrics`` do not, under the seed);
-    ``wall_time_s`` is the time from the start of the experiment until this row was written."""
+    ``wall_time_s`` is the time from the start of the experiment until this row was written.
+    Returns the metrics."""
     avg = _average(results)
     gate = results[0]["gate"]
     label = LABELS[name] + (f"; {GATE_TEXT[gate]}" if name in ("lemoe", "lemoe_subject", "lemoe_random") else "")
@@ -335,6 +353,7 @@ def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: flo
         },
     }
     write_results(Path(cfg.output_dir) / f"{name}.json", avg["final"], config=cfg, wall_time_s=wall_s, extra=extra)
+    return avg["final"]
 
 
 def write_summary(out_dir: Path, methods: list[str], cfg: ExperimentConfig) -> None:

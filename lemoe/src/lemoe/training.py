@@ -10,8 +10,8 @@ layers from the edited one upwards (the logits are taken at the target positions
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import nn
@@ -214,6 +214,9 @@ class SequentialEditor:
         self.train_cfg = train
         self.lr = train.lr if lr is None else lr
         self.history: list[dict] = []
+        # mixed precision of every forward (training and scoring); the experiment sets accelerate's
+        # ``Accelerator.autocast`` here, so bf16 on a GPU keeps the trained parameters in fp32
+        self.autocast: Callable[[], AbstractContextManager] = nullcontext
         for p in model.parameters():
             p.requires_grad_(False)
 
@@ -249,6 +252,18 @@ class SequentialEditor:
     ):
         yield
 
+    @contextmanager
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        prompt_mask: torch.Tensor | None,
+        training: bool = False,
+    ):
+        """The context of every forward of the edited model: the method's routing, under ``self.autocast``."""
+        with self._routing(input_ids, attention_mask, prompt_mask, training), self.autocast():
+            yield
+
     def _end_batch(self) -> None:
         """Freeze what trained on the batch, store anchors, calibrate thresholds."""
 
@@ -278,7 +293,7 @@ class SequentialEditor:
         weight, before = self.train_cfg.continuation_weight, None
         for step in range(1, self.train_cfg.max_steps + 1):
             steps = step
-            with self._routing(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"], training=True):
+            with self._forward(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"], training=True):
                 if h is not None:
                     hidden = upper_hidden(self.model, self.layer, h, enc["attention_mask"])
                 else:
@@ -290,9 +305,9 @@ class SequentialEditor:
                     ).hidden_states[-1]
                 nll = target_nll(self.model, hidden, enc["labels"])
                 extra = self._extra_loss()
+                now = continuation_logits(self.model, hidden, enc["labels"]) if weight else None
             loss = nll if extra is None else nll + extra
-            if weight:
-                now = continuation_logits(self.model, hidden, enc["labels"])
+            if now is not None:
                 before = now.detach() if before is None else before
                 loss = loss + weight * continuation_kl(before, now)
             optimizer.zero_grad(set_to_none=True)
@@ -322,7 +337,7 @@ class SequentialEditor:
         """(argmax at the answer positions, answer tokens) per example of batches from :func:`prepare_eval`."""
         preds, targets = [], []
         for enc in batches:
-            with self._routing(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"]):
+            with self._forward(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"]):
                 if "h" in enc:
                     hidden = upper_hidden(self.model, self.layer, enc["h"], enc["attention_mask"])
                 else:
@@ -330,7 +345,7 @@ class SequentialEditor:
                     hidden = base(
                         input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False
                     ).last_hidden_state
-            preds.extend(label_predictions(self.model, hidden, enc["labels"]))
+                preds.extend(label_predictions(self.model, hidden, enc["labels"]))
             labels = enc["labels"][:, 1:].cpu()
             targets.extend(row[row != -100] for row in labels)
         return preds, targets
@@ -340,13 +355,13 @@ class SequentialEditor:
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Logits of the edited model (``prompt_mask`` tells instance-level routers the prompt span)."""
-        with self._routing(input_ids, attention_mask, prompt_mask):
+        with self._forward(input_ids, attention_mask, prompt_mask):
             return self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, max_new_tokens: int) -> torch.Tensor:
         """Greedy continuation of left-padded prompts (routing decided on the prompt)."""
-        with self._routing(input_ids, attention_mask, None):
+        with self._forward(input_ids, attention_mask, None):
             return self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,

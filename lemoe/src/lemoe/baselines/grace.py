@@ -137,7 +137,7 @@ class GRACEEditor(SequentialEditor):
         book = self.codebook
         book.capture, book.captured = True, None
         try:
-            with self._routing(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"]), torch.no_grad():
+            with self._forward(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"]), torch.no_grad():
                 self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], use_cache=False)
         finally:
             book.capture = False
