@@ -48,3 +48,24 @@ def test_aggregate_skips_unfinished_and_stale_parts_of_parallel_runs(tmp_path, c
     # without the expected settings, mixing settings within one row is still refused, naming the file
     with pytest.raises(ConfigError, match=r"diffuseq\.seed2\.json: trained with other settings"):
         aggregate(tmp_path)
+
+
+def test_a_part_written_before_a_config_key_existed_counts_as_done_at_that_keys_default(tmp_path):
+    """Parts saved before ``model.init_projections`` existed ran its default (random) behaviour."""
+    import json
+
+    from infodiffusion.config import InfoDiffusionConfig
+    from infodiffusion.reproduce import part_done
+    from shared_utils.config import config_to_dict
+
+    cfg = InfoDiffusionConfig()
+    old = config_to_dict(cfg)
+    del old["model"]["init_projections"]
+    path = tmp_path / "diffuseq.seed0.json"
+    path.write_text(json.dumps({"config": old}))
+    assert part_done(cfg, path)
+    cfg.model.init_projections = "identity"
+    assert not part_done(cfg, path)
+    old["model"]["no_such_key"] = 1
+    path.write_text(json.dumps({"config": old}))
+    assert not part_done(InfoDiffusionConfig(), path)

@@ -38,6 +38,15 @@ class ModelConfig(_Checked):
             "embeddings and word embeddings initialise the denoiser; its widths must match (empty: random init)"
         },
     )
+    init_projections: Literal["random", "identity"] = field(
+        default="random",
+        metadata={
+            "help": "with init_from: random (DiffuSeq's random up/down projections and time embedding) | "
+            "identity (the up projection undoes the unit-std rescaling of the word embeddings, the down "
+            "projection maps the encoder's output back to that scale, the time embedding starts at zero, "
+            "so the pretrained encoder sees the pretrained embeddings; needs embedding_dim == hidden_size)"
+        },
+    )
 
 
 @dataclass

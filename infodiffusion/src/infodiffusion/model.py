@@ -43,6 +43,8 @@ class DiffusionTransformer(nn.Module):
         super().__init__()
         self.config, self.vocab_size, self.seq_len = config, vocab_size, seq_len
         d, h = config.embedding_dim, config.hidden_size
+        if config.init_projections == "identity" and not config.init_from:
+            raise ConfigError("model.init_projections identity needs model.init_from (a pretrained encoder)")
         self.word_embedding = nn.Embedding(vocab_size, d)
         nn.init.normal_(self.word_embedding.weight, std=1.0)  # DiffuSeq: N(0, 1), comparable to the noise
         in_dim = 2 * d if config.self_conditioning else d
@@ -120,7 +122,8 @@ def init_from_encoder(model: DiffusionTransformer, name: str, full_ids: list[int
     embeddings and embedding LayerNorm, and its word embeddings at ``full_ids`` (the kept
     vocabulary, in compact order), rescaled to unit standard deviation so that x₀ is on the
     scale of the N(0, I) noise, as DiffuSeq's N(0, 1) initialisation is. The up/down projections
-    and the time embedding stay random. Widths that do not match are refused, naming the keys."""
+    and the time embedding stay random, unless ``model.init_projections`` is ``identity``
+    (:func:`identity_projections`). Widths that do not match are refused, naming the keys."""
     from shared_utils.models import load_encoder
 
     encoder, _ = load_encoder(name)
@@ -144,4 +147,45 @@ def init_from_encoder(model: DiffusionTransformer, name: str, full_ids: list[int
     model.position_embedding.weight.copy_(embeddings.position_embeddings.weight[: model.seq_len])
     model.layer_norm.load_state_dict(embeddings.LayerNorm.state_dict())
     words = embeddings.word_embeddings.weight[torch.tensor(full_ids)]
-    model.word_embedding.weight.copy_(words / words.std())
+    scale = words.std()
+    model.word_embedding.weight.copy_(words / scale)
+    if ours.init_projections == "identity":
+        last = model.encoder.layer[ours.num_layers - 1].output.LayerNorm
+        model.position_embedding.weight.add_(embeddings.token_type_embeddings.weight[0])
+        identity_projections(model, float(scale), last.weight, last.bias)
+
+
+# gain a of the identity-like projections: tanh(a·x) ≈ a·x for the unit-scale inputs they see
+IDENTITY_TANH_GAIN = 0.1
+
+
+@torch.no_grad()
+def identity_projections(model: DiffusionTransformer, scale: float, gamma: torch.Tensor, beta: torch.Tensor) -> None:
+    """``model.init_projections identity``: make the random pieces between the pretrained
+    embeddings and the pretrained encoder pass the pretrained signal through at init.
+
+    * up: W₂ tanh(W₁ x) with W₁ = a·I, W₂ = (σ/a)·I ≈ σ·x, σ the std of the pretrained word
+      embeddings that :func:`init_from_encoder` divided out, so the encoder sees x_t at its own
+      embedding scale (DiffuSeq's random projection hands it random features instead); the
+      self-conditioning half of W₁ starts at zero;
+    * down: W₂ tanh(W₁(h − β)) ≈ (h − β)/g with g the RMS of the last copied layer's LayerNorm
+      weight γ (and β its bias), so x̂₀ starts near the unit scale of the embeddings;
+    * the time embedding's last layer starts at zero (so the encoder's input is the pretrained
+      word + position (+ token type 0, folded into the positions) sum; t is learnt from there).
+    """
+    a = IDENTITY_TANH_GAIN
+    up1, up2 = model.input_up_proj[0], model.input_up_proj[2]
+    h, d = up2.weight.shape[0], model.config.embedding_dim
+    eye = torch.eye(h, d)
+    up1.weight.zero_()
+    up1.weight[:, :d].copy_(a * eye)
+    up1.bias.zero_()
+    up2.weight.copy_(scale / a * torch.eye(h))
+    up2.bias.zero_()
+    down1, down2 = model.output_down_proj[0], model.output_down_proj[2]
+    down1.weight.copy_(a * torch.eye(h))
+    down1.bias.copy_(-a * beta)
+    down2.weight.copy_(eye.t() / (a * float(gamma.pow(2).mean().sqrt())))
+    down2.bias.zero_()
+    model.time_embed[2].weight.zero_()
+    model.time_embed[2].bias.zero_()

@@ -69,9 +69,29 @@ def result_path(results_dir: Path, row: str, seed: int) -> Path:
     return results_dir / f"{row}.seed{seed}.json"
 
 
+def _with_defaults(config: dict) -> dict:
+    """``config`` (a saved config dict) with every key it lacks at its default, so that a part
+    written before a config key was added (with that key's default behaviour) still counts as
+    run with the same settings; a dict that is not a valid config is returned as it is."""
+    from shared_utils.config import config_to_dict, load_config
+    from shared_utils.errors import ConfigError
+
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    try:
+        return config_to_dict(load_config(InfoDiffusionConfig, None, flat))
+    except (ConfigError, TypeError, ValueError):
+        return config
+
+
 def _settings(config: dict, drop: tuple[str, ...] = ("output_dir",)) -> dict:
-    """A config as JSON would hold it, without the keys that do not change what is measured."""
-    return {k: v for k, v in json.loads(json.dumps(config)).items() if k not in drop}
+    """A config as JSON would hold it (missing keys at their defaults), without the keys that do
+    not change what is measured."""
+    return {k: v for k, v in json.loads(json.dumps(_with_defaults(config))).items() if k not in drop}
 
 
 def part_done(cfg: InfoDiffusionConfig, path: Path) -> bool:
@@ -196,7 +216,8 @@ def aggregate(results_dir: Path, expected: dict[str, dict] | None = None) -> lis
     for row in ROWS:
         parts = sorted(by_row.get(row, []), key=lambda r: r["seed"])
         if expected is not None and row in expected:
-            keep = [p for p in parts if _settings(p["config"], ("output_dir", "seed")) == expected[row]]
+            wanted = _settings(expected[row], ("output_dir", "seed"))
+            keep = [p for p in parts if _settings(p["config"], ("output_dir", "seed")) == wanted]
             stale = [p["_file"] for p in parts if p not in keep]
             if stale:
                 logger.warning("%s: skipped, run with other settings than this call's", ", ".join(stale))
