@@ -19,6 +19,18 @@ torch.set_num_threads(1)  # tiny models: thread start-up costs more than it save
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
+def _decoded() -> dict[int, str]:
+    """id -> the character it decodes to: of the printable characters sharing the id, a letter, else the
+    space, else the first."""
+    table: dict[int, str] = {}
+    for c in map(chr, range(32, 127)):
+        i = 3 + (ord(c) % (VOCAB - 3))
+        rank = (not c.isalpha(), c != " ")
+        if i not in table or rank < (not table[i].isalpha(), table[i] != " "):
+            table[i] = c
+    return {i: table.get(i, "?") for i in range(VOCAB)}
+
+
 class CharTokenizer:
     """Maps each character to one id (3..63); pad id 0. Enough for the editing code paths."""
 
@@ -29,8 +41,9 @@ class CharTokenizer:
         return {"input_ids": [3 + (ord(c) % (VOCAB - 3)) for c in text]}
 
     def decode(self, ids, skip_special_tokens=False):
-        """Lossy (ids are characters modulo the vocabulary): one letter per non-special id."""
-        return "".join(chr(ord("a") + (int(i) % 26)) for i in ids if int(i) > 2)
+        """Lossy (ids are characters modulo the vocabulary): each non-special id decodes to one of its
+        characters, a letter or the space where it has one (so words survive a round trip)."""
+        return "".join(DECODED[int(i)] for i in ids if int(i) > 2)
 
 
 def tiny_model(kind: str, seed: int = 0) -> torch.nn.Module:
@@ -78,6 +91,7 @@ def tiny_config(**train) -> LEMoEConfig:
     return cfg
 
 
+DECODED = _decoded()
 TOKENIZER = CharTokenizer()
 
 

@@ -58,6 +58,7 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
         "lora",
         "grace",
         "wise",
+        "unedited",
     }
     lemoe = json.loads((out / "lemoe.json").read_text())
     assert [c["edits"] for c in lemoe["curve"]] == [3, 6]
@@ -79,6 +80,12 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     assert [b["batch"] for b in batches] == [1, 2] and [b["edits"] for b in batches] == [3, 3]
     assert all(b["sequences"] >= b["edits"] and b["train_s"] > 0 for b in batches)
     assert [b["steps"] for b in batches] == lemoe["steps_per_batch"]
+    # the unedited model: trains nothing, keeps every locality answer, is the fluency reference
+    unedited = json.loads((out / "unedited.json").read_text())
+    assert unedited["steps_per_batch"] == [0, 0] and unedited["timing"]["edits_per_s"] is None
+    assert unedited["metrics"]["loc"] == 1.0 and unedited["metrics"]["ppl_ratio"] == 1.0
+    assert unedited["metrics"]["repetition"] == unedited["metrics"]["repetition_unedited"]
+    assert "| Unedited model (trivial baseline) |" in table
     # the final model's texts behind the generation-based scores, one per edit
     samples = lemoe["samples"]
     assert sorted(s["prompt"] for s in samples) == sorted(r.prompt for r in load_edits(str(data), limit=6))

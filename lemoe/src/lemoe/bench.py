@@ -127,7 +127,7 @@ def run_bench(
     out["anchor_bytes_per_edit"] = (
         editor.adaptor.memory.anchors[0].numel() * editor.adaptor.memory.anchors.element_size()
     )
-    out["subject_bytes_per_edit"] = editor.adaptor.subjects.ids.numel() * 8 / (experts * edits)
+    out["subject_bytes_per_edit"] = editor.adaptor.subjects.text.numel() / (experts * edits)
     out["router_params"] = sum(
         p.numel() for n, p in editor.adaptor.router.named_parameters() if not n.startswith("keys")
     )

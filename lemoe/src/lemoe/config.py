@@ -16,7 +16,7 @@ from shared_utils.config import check_choices
 from shared_utils.device import AcceleratorConfig
 from shared_utils.errors import ConfigError
 
-Method = Literal["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace", "wise"]
+Method = Literal["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace", "wise", "unedited"]
 METHODS: tuple[str, ...] = get_args(Method)
 NullGate = Literal["activation", "none", "calibrated", "subject"]  # the no-expert paths of router.null_threshold
 DataFormat = Literal["auto", "zsre", "counterfact", "jsonl", "builtin"]
@@ -276,10 +276,12 @@ class ExperimentConfig:
             "lora",
             "grace",
             "wise",
+            "unedited",
         ],
         metadata=_h(
             "methods to run: lemoe, lemoe_subject (subject-span routing value), lemoe_random, token_moe, ft_l, "
-            "lora, grace, wise; lemoe also reports its trained experts under the other no-expert paths (lemoe_gate_*)"
+            "lora, grace, wise, unedited (the base model: trivial baseline); lemoe also reports its trained "
+            "experts under the other no-expert paths (lemoe_gate_*)"
         ),
     )
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))

@@ -35,7 +35,7 @@ from lemoe.adaptor import MoEAdaptor, activation, activation_threshold, ffn_path
 from lemoe.config import AdaptorConfig, LEMoEConfig, RouterConfig, TrainConfig
 from lemoe.data import EditRequest, unrelated_text
 from lemoe.routing import pooled_embedding, topk_gate
-from lemoe.subjects import subject_token_variants
+from lemoe.subjects import subject_key
 from lemoe.training import SequentialEditor, encode_texts, fresh_forward_inputs, module_input
 from shared_utils.atomic import atomic_folder
 from shared_utils.tracking import get_logger
@@ -104,7 +104,7 @@ class LEMoEEditor(SequentialEditor):
         mask = mask.bool()
         named = torch.ones(mask.shape[0], dtype=torch.bool, device=mask.device)
         if self._uses_subjects():
-            span = self.adaptor.subjects.find(input_ids, mask)
+            span = self.adaptor.subjects.find(input_ids, mask, self.tokenizer)
             named = span.any(-1)
             if self.config.router.pooling == "subject":
                 mask = torch.where(named[:, None], span, mask)
@@ -185,9 +185,7 @@ class LEMoEEditor(SequentialEditor):
                 f"{self.config.router.null_threshold!r} need the subject of every edit, but request {i} of this "
                 f"batch ({requests[i].prompt!r}) has none ({len(missing)} of {len(requests)} lack one)"
             )
-        for r in requests:
-            if r.subject.strip():
-                self.adaptor.subjects.add(subject_token_variants(self.tokenizer, r.subject))
+        self.adaptor.subjects.add([subject_key(self.tokenizer, r.subject) for r in requests if r.subject.strip()])
 
     def _begin_batch(self, requests: list[EditRequest]) -> list[nn.Parameter]:
         if self.config.router.mode == "kv_anchor":

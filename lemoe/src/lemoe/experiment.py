@@ -14,7 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor, WISEEditor
+from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor, UneditedEditor, WISEEditor
 from lemoe.config import METHODS, ExperimentConfig, TrainConfig
 from lemoe.data import EditRequest, load_edits, unrelated_text
 from lemoe.editor import LEMoEEditor
@@ -62,6 +62,7 @@ LABELS = {
     "lora": "LoRA (peft)",
     "grace": "GRACE (codebook)",
     "wise": "WISE (side memory)",
+    "unedited": "Unedited model (trivial baseline)",
 }
 
 
@@ -133,6 +134,8 @@ def make_editor(method: str, model, tokenizer, cfg: ExperimentConfig):
         return GRACEEditor(model, tokenizer, lemoe.adaptor, lemoe.train, b.grace_lr, b.grace_eps)
     if method == "wise":
         return WISEEditor(model, tokenizer, lemoe.adaptor, lemoe.train, cfg.baselines.wise)
+    if method == "unedited":
+        return UneditedEditor(model, tokenizer, lemoe.adaptor.layer, lemoe.train)
     raise ValueError(f"unknown method {method!r} in methods; expected some of {list(METHODS)}")
 
 
@@ -349,7 +352,8 @@ def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: flo
         "samples": avg["samples"],
         "timing": {
             "train_s": avg["train_s"],
-            "edits_per_s": cfg.num_edits / avg["train_s"] if avg["train_s"] else float("nan"),
+            # None when nothing trained (the unedited row)
+            "edits_per_s": cfg.num_edits / avg["train_s"] if any(h["steps"] for h in results[0]["history"]) else None,
         },
     }
     write_results(Path(cfg.output_dir) / f"{name}.json", avg["final"], config=cfg, wall_time_s=wall_s, extra=extra)

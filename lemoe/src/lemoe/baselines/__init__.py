@@ -1,9 +1,10 @@
-"""Baselines run in the same harness as LEMoE: FT-L, LoRA, GRACE and WISE (token-level MoE routing is
-``LEMoEEditor`` with ``router.mode='token'``)."""
+"""Baselines run in the same harness as LEMoE: FT-L, LoRA, GRACE, WISE and the unedited model
+(token-level MoE routing is ``LEMoEEditor`` with ``router.mode='token'``)."""
 
 from lemoe.baselines.ftl import FTLEditor
 from lemoe.baselines.grace import GRACEEditor
 from lemoe.baselines.lora import LoRAEditor
+from lemoe.baselines.unedited import UneditedEditor
 from lemoe.baselines.wise import WISEEditor
 
-__all__ = ["FTLEditor", "GRACEEditor", "LoRAEditor", "WISEEditor"]
+__all__ = ["FTLEditor", "GRACEEditor", "LoRAEditor", "UneditedEditor", "WISEEditor"]
