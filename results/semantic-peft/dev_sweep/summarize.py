@@ -5,12 +5,11 @@ Dev split: 40 built-in facts drawn with builtin_seed=1 (the evaluation rows use 
 """
 
 import json
-import math
-import statistics
 import sys
 from pathlib import Path
 
-T975 = {2: 12.706, 3: 4.303}
+from shared_utils.intervals import mean_interval
+
 root = Path(sys.argv[1])
 groups: dict[str, list[dict]] = {}
 for path in sorted(root.glob("*/results.json")):
@@ -24,11 +23,8 @@ def cell(values):
     values = [v for v in values if v is not None]
     if not values:
         return "-"
-    mean = statistics.fmean(values)
-    if len(values) < 2:
-        return f"{mean:.3f}"
-    half = T975[len(values)] * statistics.stdev(values) / math.sqrt(len(values))
-    return f"{mean:.3f} ± {half:.3f}"
+    mean, half = mean_interval(values)
+    return f"{mean:.3f}" + (f" ± {half:.3f}" if half is not None else "")
 
 
 lines = ["| run | seeds | " + " | ".join(keys) + " |", "|" + "---|" * (len(keys) + 2)]
