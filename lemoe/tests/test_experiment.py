@@ -64,7 +64,8 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     assert [c["edits"] for c in lemoe["curve"]] == [3, 6]
     teacher_forced = {"edits", "rel", "gen", "loc", "avg", "rel_em", "gen_em"}
     generated = {f"{kind}_gen_{score}" for kind in ("rel", "gen", "loc") for score in ("em", "f1")}
-    fluency = {"repetition", "repetition_unedited", "ppl", "ppl_unedited", "ppl_ratio"}
+    fluency = {"repetition", "repetition_unedited", "repetition_phrase", "repetition_phrase_unedited"}
+    fluency |= {"ppl", "ppl_unedited", "ppl_ratio"}
     assert set(lemoe["metrics"]) == teacher_forced | generated | fluency  # no wall-clock numbers
     assert set(lemoe["timing"]) == {"train_s", "edits_per_s"}
     assert lemoe["metrics"]["avg"] == pytest.approx(

@@ -34,6 +34,10 @@ def test_token_f1_and_repetition_hand_computed():
     assert token_f1(torch.tensor([4]), torch.tensor([5])) == 0.0
     assert token_f1(torch.tensor([2, 3]), torch.tensor([3, 2])) == 1.0
     assert repeats(torch.tensor([7, 8, 8, 8, 1])) and not repeats(torch.tensor([8, 8, 1, 8, 8]))
+    # a phrase three times back to back counts with max_n >= its length, not at the token level
+    phrase = torch.tensor([5, 9, 4, 9, 4, 9, 4, 6])
+    assert repeats(phrase, max_n=2) and not repeats(phrase) and not repeats(torch.tensor([9, 4, 9, 4, 6]), max_n=8)
+    assert repeats(torch.tensor([9, 3, 4, 9, 4, 9, 3, 4]), max_n=2, ignore=frozenset({3}))  # blanks skipped
 
 
 def test_generation_scores_of_the_unedited_model_match_it(tokenizer):

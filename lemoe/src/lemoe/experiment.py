@@ -397,6 +397,7 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
         "metrics.rel_gen_em": "Rel EM (greedy)",
         "metrics.gen_gen_em": "Gen EM (greedy)",
         "metrics.repetition": "repetition",
+        "metrics.repetition_phrase": "phrase rep.",
         "metrics.ppl_ratio": "ppl / unedited",
         "timing.edits_per_s": "edits/s",
     }
@@ -430,6 +431,12 @@ def render_table(out_dir: Path, methods: list[str] | None = None) -> str:
                 if "repetition_unedited" in extra["metrics"]
                 else ""
             )
+            + "; phrase rep.: the same with a run of up to 8 tokens repeated three times back to back"
+            + (
+                f" (unedited model: {extra['metrics']['repetition_phrase_unedited']:.3f})"
+                if "repetition_phrase_unedited" in extra["metrics"]
+                else ""
+            )
             + "; ppl / unedited: perplexity on the held-out unrelated text over the unedited model's"
             + (f" ({extra['metrics']['ppl_unedited']:.2f})" if "ppl_unedited" in extra["metrics"] else "")
             + ".\n"
@@ -447,6 +454,7 @@ SEED_METRICS = {
     "rel_gen_f1": "Rel F1 (greedy)",
     "gen_gen_f1": "Gen F1 (greedy)",
     "repetition": "repetition",
+    "repetition_phrase": "phrase rep.",
     "ppl_ratio": "ppl / unedited",
 }
 

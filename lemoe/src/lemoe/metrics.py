@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -165,15 +164,20 @@ def token_f1(generated: torch.Tensor, target: torch.Tensor) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-def repeats(tokens: torch.Tensor, times: int = 3, ignore: frozenset[int] = frozenset()) -> bool:
-    """Whether some token outside ``ignore`` occurs ``times`` or more times in a row ("Realms Realms Realms")."""
-    run = 1
+def repeats(tokens: torch.Tensor, times: int = 3, ignore: frozenset[int] = frozenset(), max_n: int = 1) -> bool:
+    """Whether some run of 1 to ``max_n`` tokens occurs ``times`` or more times back to back, tokens in
+    ``ignore`` skipped: with ``max_n = 1`` one token ("Realms Realms Realms"), with a larger ``max_n``
+    also a phrase ("Yemen? Yemen? Yemen?", "The Matrix. The Matrix. The Matrix.")."""
     values = [t for t in tokens.tolist() if t not in ignore]
-    for a, b in itertools.pairwise(values):
-        run = run + 1 if a == b else 1
-        if run >= times:
-            return True
+    for n in range(1, max_n + 1):
+        for start in range(len(values) - n * times + 1):
+            unit = values[start : start + n]
+            if all(values[start + k * n : start + (k + 1) * n] == unit for k in range(1, times)):
+                return True
     return False
+
+
+PHRASE_TOKENS = 8  # the longest repeated unit counted by the phrase repetition rate
 
 
 CONTINUATION_TOKENS = 24
@@ -190,8 +194,9 @@ def blank_tokens(tokenizer, ids: list[int]) -> frozenset[int]:
 
 @torch.no_grad()
 def fluency(editor, sets: EvalSets, continuations: list[torch.Tensor] | None = None) -> dict[str, float]:
-    """Repetition rate of greedy continuations after the edit prompts (a non-blank token 3+ times in a row
-    within ``CONTINUATION_TOKENS`` new tokens, blank tokens skipped) and perplexity of ``sets.unrelated``
+    """Repetition rates of greedy continuations after the edit prompts (a non-blank token, and a run of up
+    to ``PHRASE_TOKENS`` tokens, 3+ times back to back within ``CONTINUATION_TOKENS`` new tokens, blank
+    tokens skipped) and perplexity of ``sets.unrelated``
     (the routing, if any, decided on each whole text). ``continuations``, when given, receives the
     continuations' token ids."""
     out = {}
@@ -203,6 +208,7 @@ def fluency(editor, sets: EvalSets, continuations: list[torch.Tensor] | None = N
             continuations.extend(generated)
         ignore = blank_tokens(editor.tokenizer, torch.cat(generated).unique().tolist())
         out["repetition"] = mean([float(repeats(c, ignore=ignore)) for c in generated])
+        out["repetition_phrase"] = mean([float(repeats(c, ignore=ignore, max_n=PHRASE_TOKENS)) for c in generated])
     if sets.unrelated:
         enc = encode_texts(editor.tokenizer, list(sets.unrelated), editor.device)
         logits = editor.logits(enc["input_ids"], enc["attention_mask"], enc["attention_mask"])
