@@ -35,7 +35,7 @@ student = result.distiller.student
 out = {
     "cache_sha256": digest.hexdigest(),
     "covered": cache.mean_covered_mass,
-    "history": [{k: v for k, v in h.items() if k != "step_time_s"} for h in result.history],
+    "history": [{k: v for k, v in h.items() if k not in ("step_time_s", "step_cpu_s")} for h in result.history],
     "greedy": generate(student, tokenizer, prompts, 6, 2, 64),
     "sampled": generate(student, tokenizer, prompts, 6, 2, 64, do_sample=True, seed=3),
 }

@@ -110,3 +110,20 @@ def test_crash_while_exporting_leaves_the_previous_student(tmp_path, teacher, to
     after = AutoModelForCausalLM.from_pretrained(path).state_dict()
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "student"]  # no temporary folder left
+
+
+def test_each_step_records_wall_and_cpu_time_and_the_bench_pools_rounds_by_median(tmp_path, teacher, tokenizer):
+    from distill_hetero.bench import pooled
+
+    history = train(tiny_config(tmp_path), teacher, tokenizer, make_examples(tokenizer, 6), progress=False).history
+    assert all(h["step_cpu_s"] > 0 and h["step_time_s"] > 0 for h in history)
+    rounds = [
+        {"mode": "kd", "step_s": [1.0, 9.0], "step_cpu_s": [0.5, 0.7], "tokens_per_step": 10.0,
+         "peak_rss_mb": 5.0, "rss_before_training_mb": 1.0, "peak_cuda_mb": None},
+        {"mode": "kd", "step_s": [2.0, 3.0], "step_cpu_s": [0.6, 0.9], "tokens_per_step": 10.0,
+         "peak_rss_mb": 7.0, "rss_before_training_mb": 2.0, "peak_cuda_mb": None},
+    ]  # fmt: skip
+    row = pooled(rounds)
+    assert (row["rounds"], row["steps"], row["median_step_s"]) == (2, 4, 2.5)
+    assert row["median_step_cpu_s"] == pytest.approx(0.65)
+    assert (row["tokens_per_s"], row["peak_rss_mb"], row["peak_cuda_mb"]) == (4.0, 7.0, None)

@@ -50,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--readme", default=None, help="README whose results-seeds section is regenerated")
     bench = sub.add_parser("bench", help="tokens/s, step-time ratio and peak memory of SFT, KD, KD+intermediate")
     add_config_arguments(bench, RunConfig, "default", package=PACKAGE)
-    bench.add_argument("--steps", type=int, default=4, help="timed steps per mode (after one warm-up step)")
+    bench.add_argument("--steps", type=int, default=4, help="timed steps per mode and round (after a warm-up step)")
+    bench.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every mode (CPU-time ratio)")
     bench.add_argument("--output", default=None, help="also write the numbers as JSON (and .md) here")
     bench.add_argument("--readme", default=None, help="README whose bench section is regenerated")
     return parser
@@ -89,7 +90,7 @@ def _main(argv: list[str] | None) -> int:
         return _eval(cfg, args.model, args.results)
     from distill_hetero.bench import run_bench
 
-    run_bench(cfg, args.steps, args.output, args.readme)
+    run_bench(cfg, args.steps, args.output, args.readme, args.rounds)
     return 0
 
 

@@ -134,7 +134,7 @@ def train(
     bar = tqdm(range(start, end), desc=cfg.name, disable=not (progress and accelerator.is_main_process))
     distiller.train()
     for step in bar:
-        step_start = time.perf_counter()
+        step_start, cpu_start = time.perf_counter(), time.process_time()
         totals, parts_sum, tokens = [], {}, 0
         for micro in range(accum):
             idx = schedule.indices(step, micro, accelerator.process_index)
@@ -163,6 +163,7 @@ def train(
             "lr": scheduler.get_last_lr()[0],
             "tokens": tokens * accelerator.num_processes,
             "step_time_s": time.perf_counter() - step_start,
+            "step_cpu_s": time.process_time() - cpu_start,  # this process's CPU time: less sensitive to load
         }
         scheduler.step()
         step_losses = {n: float(accelerator.reduce(v, "mean")) for n, v in parts_sum.items()}
