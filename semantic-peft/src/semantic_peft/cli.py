@@ -1,4 +1,4 @@
-"""Command line of `semantic-peft`: analyze, train, eval, bench, reproduce.
+"""Command line of `semantic-peft`: analyze, train, eval, bench, reproduce, interference.
 
 Every sub-command takes ``--config`` (a YAML file, or the name of a config shipped in the
 package: ``default``, ``tiny``, ``paper/llama2_7b_lora``...) and any config option as
@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
         "train": "train on the facts with the configured method/remedies; write results and the adapter",
         "eval": "token accuracy / exact match on prompts, paraphrases and unrelated prompts",
         "bench": "step time of re-weighted vs plain LoRA and the cost of the filtering pass",
-        "reproduce": "run the default table (LoRA, +filter, +reweight, +both, full FT) into --results",
+        "reproduce": "run the table (LoRA and its remedies, full FT, IA3, prompt, prefix tuning) into --results",
+        "interference": "exact match vs the number of facts learned jointly, core facts' features alone vs jointly",
     }
     commands = {}
     for name, text in helps.items():
@@ -59,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument(
         "--readme", default=None, help="also regenerate the results table of this README (default: none)"
+    )
+    curve = commands["interference"]
+    curve.add_argument(
+        "--sizes", type=int, nargs="+", default=[1, 5, 10, 25, 50, 100, 200], help="facts learned jointly"
+    )
+    curve.add_argument("--core", type=int, default=5, help="facts in every set, also learned alone (default: 5)")
+    curve.add_argument(
+        "--results", default="runs/semantic-peft/interference", help="writes seed_<seed>.json, curve.md, curve.png"
     )
     return parser
 
@@ -98,6 +107,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
         report = analyze(config, args.adapter)
         _write(report, args.out or Path(config.output_dir) / "analysis" / "analysis.json")
+        return 0
+    if args.command == "interference":
+        from semantic_peft.interference import run_and_write
+
+        print(f"written to {run_and_write(config, args.sizes, args.core, args.results)}")
         return 0
     if args.command == "bench":
         from semantic_peft.bench import run_bench
