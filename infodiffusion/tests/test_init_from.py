@@ -85,3 +85,26 @@ def test_identity_projections_round_clean_inputs_back_to_their_words_at_init():
 def test_identity_projections_need_a_pretrained_encoder():
     with pytest.raises(ConfigError, match=r"init_projections identity needs model\.init_from"):
         DiffusionTransformer(ModelConfig(**MINILM, init_projections="identity"), 8, 16)
+
+
+def test_restarted_target_positions_share_the_source_words_ids():
+    """model.target_positions restart: target word k gets the position id of source word k; the
+    segment embedding starts as MiniLM's token type embeddings (0: source, 1: target)."""
+    cfg = ModelConfig(**MINILM, num_layers=1, init_from="minilm-l6", target_positions="restart")
+    model = DiffusionTransformer(cfg, 4, 8)
+    mask = torch.tensor([[0, 0, 0, 1, 1, 1, 1, 1], [0, 0, 0, 0, 0, 1, 1, 1]])  # [CLS] src.. [SEP] | trg..
+    assert model.position_ids(mask).tolist() == [[0, 1, 2, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 1, 2, 3]]
+    continued = DiffusionTransformer(ModelConfig(**MINILM, num_layers=1), 4, 8)
+    assert continued.position_ids(mask).tolist() == [list(range(8))] * 2
+    assert not hasattr(continued, "segment_embedding")
+    init_from_encoder(model, "minilm-l6", [0, 101, 102, 100])
+    encoder, _ = load_encoder("minilm-l6")
+    assert torch.equal(model.segment_embedding.weight, encoder.embeddings.token_type_embeddings.weight[:2])
+    # the segment tells the halves apart: the same inputs at the same position ids give other outputs
+    x = torch.randn(1, 8, 384)
+    ids_same = torch.tensor([[0, 1, 2, 1, 2, 3, 4, 5]])
+    assert torch.equal(model.position_ids(mask[:1]), ids_same)
+    with torch.no_grad():
+        out = model.eval()(x, torch.tensor([3]), mask[:1])
+        swapped = model(x, torch.tensor([3]), 1 - mask[:1])
+    assert not torch.allclose(out, swapped)

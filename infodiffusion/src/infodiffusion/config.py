@@ -38,6 +38,14 @@ class ModelConfig(_Checked):
             "embeddings and word embeddings initialise the denoiser; its widths must match (empty: random init)"
         },
     )
+    target_positions: Literal["continue", "restart"] = field(
+        default="continue",
+        metadata={
+            "help": "continue (DiffuSeq: position ids run on over [CLS] src [SEP] trg) | restart (target "
+            "positions count again from 1, so target word k shares the position id of source word k, and a "
+            "learned segment embedding, 0 at the source and 1 at the target, tells the halves apart)"
+        },
+    )
     init_projections: Literal["random", "identity"] = field(
         default="random",
         metadata={

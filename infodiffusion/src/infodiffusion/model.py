@@ -51,6 +51,9 @@ class DiffusionTransformer(nn.Module):
         self.input_up_proj = nn.Sequential(nn.Linear(in_dim, h), nn.Tanh(), nn.Linear(h, h))
         self.time_embed = nn.Sequential(nn.Linear(h, 4 * h), nn.SiLU(), nn.Linear(4 * h, h))
         self.position_embedding = nn.Embedding(seq_len, h)
+        if config.target_positions == "restart":
+            self.segment_embedding = nn.Embedding(2, h)
+            nn.init.normal_(self.segment_embedding.weight, std=0.02)
         self.layer_norm = nn.LayerNorm(h, eps=1e-12)
         self.dropout = nn.Dropout(config.dropout)
         bert = BertConfig(
@@ -85,14 +88,26 @@ class DiffusionTransformer(nn.Module):
             cond = torch.where(target_mask.bool().unsqueeze(-1), self_cond, torch.zeros_like(self_cond))
         return torch.cat([x_t, cond], dim=-1)
 
+    def position_ids(self, target_mask: torch.Tensor) -> torch.Tensor:
+        """Position ids [B, L]: 0..L-1 (``continue``), or with ``model.target_positions restart``
+        the target counted again from 1 (the first target position gets the id of the first
+        source word, right after [CLS]), so target word k and source word k share an id."""
+        positions = torch.arange(target_mask.shape[1], device=target_mask.device).expand(target_mask.shape)
+        if self.config.target_positions == "continue":
+            return positions
+        keep = target_mask.bool()
+        start = torch.where(keep, positions, torch.full_like(positions, target_mask.shape[1])).min(1, keepdim=True)
+        return torch.where(keep, positions - start.values + 1, positions)
+
     def forward(
         self, x_t: torch.Tensor, t: torch.Tensor, target_mask: torch.Tensor, self_cond: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Predict x̂₀ [B, L, d] from x_t [B, L, d] at steps t [B]."""
         h = self.input_up_proj(self.build_input(x_t, target_mask, self_cond))
-        positions = torch.arange(x_t.shape[1], device=x_t.device)
         temb = self.time_embed(timestep_embedding(t, h.shape[-1]))
-        h = h + self.position_embedding(positions).unsqueeze(0) + temb.unsqueeze(1)
+        h = h + self.position_embedding(self.position_ids(target_mask)) + temb.unsqueeze(1)
+        if self.config.target_positions == "restart":
+            h = h + self.segment_embedding(target_mask.long())
         h = self.dropout(self.layer_norm(h))
         h = self.encoder(h)[0]
         return self.output_down_proj(h)
@@ -123,7 +138,9 @@ def init_from_encoder(model: DiffusionTransformer, name: str, full_ids: list[int
     vocabulary, in compact order), rescaled to unit standard deviation so that x₀ is on the
     scale of the N(0, I) noise, as DiffuSeq's N(0, 1) initialisation is. The up/down projections
     and the time embedding stay random, unless ``model.init_projections`` is ``identity``
-    (:func:`identity_projections`). Widths that do not match are refused, naming the keys."""
+    (:func:`identity_projections`). With ``model.target_positions restart`` the segment
+    embedding starts as the encoder's token type embeddings 0 (source) and 1 (target). Widths
+    that do not match are refused, naming the keys."""
     from shared_utils.models import load_encoder
 
     encoder, _ = load_encoder(name)
@@ -149,9 +166,13 @@ def init_from_encoder(model: DiffusionTransformer, name: str, full_ids: list[int
     words = embeddings.word_embeddings.weight[torch.tensor(full_ids)]
     scale = words.std()
     model.word_embedding.weight.copy_(words / scale)
+    types = embeddings.token_type_embeddings.weight
+    if ours.target_positions == "restart":  # BERT's sentence A / sentence B embeddings
+        model.segment_embedding.weight.copy_(types[:2])
     if ours.init_projections == "identity":
         last = model.encoder.layer[ours.num_layers - 1].output.LayerNorm
-        model.position_embedding.weight.add_(embeddings.token_type_embeddings.weight[0])
+        if ours.target_positions == "continue":
+            model.position_embedding.weight.add_(types[0])
         identity_projections(model, float(scale), last.weight, last.bias)
 
 
@@ -171,7 +192,8 @@ def identity_projections(model: DiffusionTransformer, scale: float, gamma: torch
     * down: W₂ tanh(W₁(h − β)) ≈ (h − β)/g with g the RMS of the last copied layer's LayerNorm
       weight γ (and β its bias), so x̂₀ starts near the unit scale of the embeddings;
     * the time embedding's last layer starts at zero (so the encoder's input is the pretrained
-      word + position (+ token type 0, folded into the positions) sum; t is learnt from there).
+      word + position + token type sum: type 0 folded into the positions, or with
+      ``model.target_positions restart`` the segment embedding; t is learnt from there).
     """
     a = IDENTITY_TANH_GAIN
     up1, up2 = model.input_up_proj[0], model.input_up_proj[2]
