@@ -224,7 +224,7 @@ def test_table_is_generated_from_results(tmp_path):
     table = (tmp_path / "table.md").read_text()
     # two seeds: mean ± t(0.975, 1) * sd / sqrt(2) = 0.6 ± 12.706 * 0.1 = 0.6 ± 1.271
     assert "| Base | – | – | 0.000 |" in table and "| LoRA | 3 | **0.600 ± 1.271** | **0.600 ± 1.271** |" in table
-    assert "**0.500 ± 3.176**" in table and "2 seed(s) (seed_0, seed_1)" in table
+    assert "**0.500 ± 3.176**" in table and "2 seed(s) (seed_0, seed_1; each row's count under Seeds" in table
     assert "old" not in readme.read_text() and "| LoRA |" in readme.read_text()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary[1]["values"]["train_em"] == [0.5, 0.7] and summary[1]["seeds"] == ["seed_0", "seed_1"]
