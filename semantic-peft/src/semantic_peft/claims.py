@@ -312,11 +312,13 @@ def claims_table(claims: list[dict[str, Any]], figure: str | None = None) -> str
 
 def methods_figure(path: str | Path, aggregated: list[dict[str, Any]]) -> Path:
     """One PNG, a panel per metric of :data:`FIGURE_METRICS`, one bar per trained row with its
-    95% interval over seeds (from :func:`semantic_peft.seeds.aggregate`'s records)."""
+    95% interval over seeds (from :func:`semantic_peft.seeds.aggregate`'s records), the untrained
+    model's value as a dashed line where it has the metric."""
     from shared_utils.atomic import headless_pyplot, save_figure
 
     plt = headless_pyplot()
     rows = [r for r in aggregated if "trained_facts" in r["metrics"]]
+    base = next((r for r in aggregated if "trained_facts" not in r["metrics"]), None)
     fig, axes = plt.subplots(1, len(FIGURE_METRICS), figsize=(3.6 * len(FIGURE_METRICS), 4.2), squeeze=False)
     labels = [r["label"] for r in rows]
     for ax, (key, title) in zip(axes[0], FIGURE_METRICS):
@@ -325,9 +327,12 @@ def methods_figure(path: str | Path, aggregated: list[dict[str, Any]]) -> Path:
         ax.bar(range(len(rows)), means, yerr=halves, capsize=3, color=[f"C{i}" for i in range(len(rows))])
         ax.set_xticks(range(len(rows)), labels, rotation=60, ha="right", fontsize=7)
         ax.set_title(title, fontsize=9)
-        ax.set_ylim(0, max(1.0, max((m + h for m, h in zip(means, halves) if m == m), default=1.0)))
+        if base is not None and key in base["metrics"]:
+            ax.axhline(base["metrics"][key], ls="--", color="grey", lw=1, label="base model")
+            ax.legend(fontsize=7, loc="upper right")
+        ax.set_ylim(0, max(1.05, max((m + h for m, h in zip(means, halves) if m == m), default=1.0)))
     seeds = max(len(r["seeds"]) for r in rows) if rows else 0
-    fig.suptitle(f"semantic-peft: every method, mean and 95% t-interval over {seeds} seed(s)")
+    fig.suptitle(f"semantic-peft: every method, mean and 95% t-interval over up to {seeds} seeds (no bar: one seed)")
     fig.tight_layout()
     return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
