@@ -146,3 +146,22 @@ def test_aggregation_writes_claims_figure_and_readme_section(tmp_path):
     saved = json.loads((tmp_path / "claims.json").read_text())
     assert {c["verdict"] for c in saved} <= {HOLDS, FAILS, NOISE}
     assert (tmp_path / "claims.md").read_text().startswith("| Paper's finding |")
+
+
+def test_interference_curve_claims(tmp_path):
+    _made_up(tmp_path, reweight_em=[0.40, 0.45, 0.50])
+    curve = tmp_path / "interference"
+    curve.mkdir()
+    for seed, (joint, ratio) in enumerate([(0.4, 0.7), (0.6, 0.8)]):
+        points = [
+            {"n": 1, "em_core": 1.0, "feature_norm_ratio_core": 1.0},
+            {"n": 50, "em_core": joint, "feature_norm_ratio_core": ratio},
+            {"n": 100, "em_core": 0.0, "feature_norm_ratio_core": 0.1},  # only in seed 0: not compared
+        ][: 3 - seed]
+        record = {"seed": seed, "sizes": [p["n"] for p in points], "alone": {"em_core": 0.9}, "points": points}
+        (curve / f"seed_{seed}.json").write_text(json.dumps(record))
+    claims = [c for c in evaluate_claims(tmp_path) if c["measured"].startswith("interference curve")]
+    em, norm = claims
+    assert em["difference"]["mean"] == pytest.approx(0.5 - 0.9) and em["difference"]["seeds"] == ["seed_0", "seed_1"]
+    assert em["verdict"] == NOISE  # -0.4 ± 12.706 * 0.1
+    assert norm["difference"]["mean"] == pytest.approx(-0.25) and norm["verdict"] == NOISE

@@ -74,7 +74,16 @@ def load_by_row(results_dir: str | Path) -> dict[str, dict[str, dict[str, Any]]]
     for folder in seed_folders(results_dir):
         for record in load_results(folder):
             rows.setdefault(record.get("row", record["_file"]), {})[folder.name] = record
+    curve = Path(results_dir) / "interference"  # semantic-peft interference --results <results>/interference
+    if curve.is_dir() and list(curve.glob("seed_*.json")):
+        rows["interference"] = {f"seed_{r['seed']}": r for r in load_results(curve, "seed_*.json")}
     return rows
+
+
+def _curve_at_largest(records: dict[str, dict], key: str) -> dict[str, float]:
+    """Per seed, ``key`` of the interference curve at the largest size every seed has."""
+    largest = max(set.intersection(*(set(r["sizes"]) for r in records.values())))
+    return {s: float(next(p for p in r["points"] if p["n"] == largest)[key]) for s, r in records.items()}
 
 
 def _metric(records: dict[str, dict], key: str) -> dict[str, float]:
@@ -210,6 +219,26 @@ def _claims() -> list[Claim]:
             -1,
             lambda rows: tuple(reversed(_alone_minus_joint(rows["lora"]))),
             ("lora",),
+        ),
+        Claim(
+            "Interference between facts suppresses learning",
+            "interference curve, core facts: EM learned with the most others jointly minus learned alone",
+            -1,
+            lambda rows: (
+                _curve_at_largest(rows["interference"], "em_core"),
+                {s: float(r["alone"]["em_core"]) for s, r in rows["interference"].items()},
+            ),
+            ("interference",),
+        ),
+        Claim(
+            "... and the expression of knowledge features",
+            "interference curve, core facts: feature norm learned with the most others / alone, minus 1",
+            -1,
+            lambda rows: (
+                {s: v - 1.0 for s, v in _curve_at_largest(rows["interference"], "feature_norm_ratio_core").items()},
+                None,
+            ),
+            ("interference",),
         ),
         Claim(
             "Filtering out detrimental data helps",
