@@ -108,3 +108,14 @@ def test_skipped_records_are_each_named_in_one_warning(tmp_path, caplog):
     assert [f.target for f in facts] == ["Wonderland", "car"]
     assert "skipped 2 of 4 records" in caplog.text
     assert "record 1 field 'target'" in caplog.text and "record 3 must be a JSON object" in caplog.text
+
+
+def test_dev_split_shares_no_subject_with_the_evaluation_facts():
+    """The sweeps' dev split (5 per relation, builtin_seed 1) asks about none of the 200 evaluation
+    facts' subjects; only closed-vocabulary targets (professions, instruments, colours) recur."""
+    evaluation, dev = builtin_facts(25, 0), builtin_facts(5, 1)
+    assert len(dev) == 40 and len(evaluation) == 200
+    assert not {f.subject for f in dev} & {f.subject for f in evaluation}
+    assert not {f.prompt for f in dev} & {f.prompt for f in evaluation}
+    shared = {f.relation for f in dev if f.target in {g.target for g in evaluation}}
+    assert shared <= {"profession", "instrument", "flag_colour", "birth_year"}
