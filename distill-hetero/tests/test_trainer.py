@@ -124,6 +124,6 @@ def test_each_step_records_wall_and_cpu_time_and_the_bench_pools_rounds_by_media
          "peak_rss_mb": 7.0, "rss_before_training_mb": 2.0, "peak_cuda_mb": None},
     ]  # fmt: skip
     row = pooled(rounds)
-    assert (row["rounds"], row["steps"], row["median_step_s"]) == (2, 4, 2.5)
-    assert row["median_step_cpu_s"] == pytest.approx(0.65)
-    assert (row["tokens_per_s"], row["peak_rss_mb"], row["peak_cuda_mb"]) == (4.0, 7.0, None)
+    assert (row["rounds"], row["steps"], row["mean_step_s"]) == (2, 4, 3.75)
+    assert (row["mean_step_cpu_s"], row["median_step_cpu_s"]) == (pytest.approx(0.675), pytest.approx(0.65))
+    assert (row["tokens_per_s"], row["peak_rss_mb"], row["peak_cuda_mb"]) == (pytest.approx(10 / 3.75), 7.0, None)
