@@ -42,6 +42,9 @@ def test_default_config_and_rows_resolve_by_name():
         "lora_reweight",
         "lora_filter_reweight",
         "full_ft",
+        "ia3",
+        "prompt_tuning",
+        "prefix_tuning",
     ]
     paper_base, paper_rows = read_rows("paper/reproduce")
     paper = load_config(ExperimentConfig, paper_base)
