@@ -71,12 +71,39 @@ def test_sequences_trained_per_batch_past_the_cap_are_bounded_by_the_replay_limi
 
 
 @torch.no_grad()
-def _post_target_kl(editor, base) -> float:
-    """KL(base || edited) of the next-token distribution right after the edit's target (plain forwards)."""
-    enc = encode_pairs(editor.tokenizer, [EDIT[0].prompt], [EDIT[0].target])
+def _post_target_kl(editor, base, suffix: list[int] | None = None) -> float:
+    """KL(base || edited) of the next-token distributions right after the edit's target and after each
+    token of ``suffix`` (plain forwards)."""
+    enc = encode_pairs(editor.tokenizer, [EDIT[0].prompt], [EDIT[0].target], suffixes=[suffix or []])
     inputs = {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "output_hidden_states": True}
-    now, before = (continuation_logits(m, m(**inputs).hidden_states[-1], enc["labels"]) for m in (editor.model, base))
+    now, before = (
+        continuation_logits(m, m(**inputs).hidden_states[-1], enc["continuation_mask"]) for m in (editor.model, base)
+    )
     return float(continuation_kl(before, now))
+
+
+def test_continuation_mask_covers_the_last_answer_token_and_the_suffix(tokenizer):
+    enc = encode_pairs(tokenizer, ["ab c", "ab"], ["xy", "x"], suffixes=[[], [5, 6]])
+    for row, n_after in ((0, 0), (1, 2)):
+        labelled = (enc["labels"][row] != -100).nonzero().flatten().tolist()
+        expected = list(range(labelled[-1], labelled[-1] + n_after + 1))
+        assert enc["continuation_mask"][row].nonzero().flatten().tolist() == expected
+    end = int(enc["attention_mask"][1].sum())
+    assert enc["input_ids"][1, end - 2 : end].tolist() == [5, 6]
+    assert enc["labels"][1, end - 2 :].tolist() == [-100] * (enc["labels"].shape[1] - end + 2)
+
+
+def test_continuations_are_the_models_greedy_tokens_cut_before_an_end_token(tokenizer):
+    editor = LEMoEEditor(tiny_model("llama"), tokenizer, tiny_config())
+    ids = encode_pairs(tokenizer, [EDIT[0].prompt], [EDIT[0].target])["input_ids"]
+    greedy_ids = editor.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=4)
+    assert editor.continuations(EDIT, 4) == [greedy_ids[0, ids.shape[1] :].tolist()]
+    eos = editor.tokenizer.eos_token_id
+    editor.tokenizer.eos_token_id = greedy_ids[0, ids.shape[1] + 2].item()
+    try:
+        assert editor.continuations(EDIT, 4) == [greedy_ids[0, ids.shape[1] : ids.shape[1] + 2].tolist()]
+    finally:
+        editor.tokenizer.eos_token_id = eos
 
 
 def test_continuation_term_keeps_the_token_after_the_target_closer_to_the_unedited_model(tokenizer):
@@ -91,3 +118,19 @@ def test_continuation_term_keeps_the_token_after_the_target_closer_to_the_unedit
         assert evaluate(editor, sets)["rel"] == 1.0  # the edit is learned either way
         kls.append(_post_target_kl(editor, tiny_model("llama")))
     assert kls[0] > 1e-3 and kls[1] < 0.01 * kls[0]  # measured once: 9.5e-3 without the term, 7.7e-6 with it
+
+
+def test_longer_continuation_term_keeps_the_text_after_the_target(tokenizer):
+    """continuation_tokens = 4 also holds the three greedy tokens the unedited model writes after the target."""
+    base = tiny_model("llama")
+    suffix = LEMoEEditor(tiny_model("llama"), tokenizer, tiny_config()).continuations(EDIT, 3)[0]
+    kls = []
+    for tokens in (1, 4):
+        cfg = tiny_config(max_steps=120, continuation_weight=1.0, continuation_tokens=tokens)
+        cfg.router.null_threshold = "none"
+        model = tiny_model("llama")
+        editor = LEMoEEditor(model, tokenizer, cfg)
+        editor.edit(EDIT)
+        assert evaluate(editor, build_eval_sets(model, tokenizer, EDIT, layer=1))["rel"] == 1.0
+        kls.append(_post_target_kl(editor, base, suffix))
+    assert kls[1] < 0.5 * kls[0]  # measured once: 1.0e-2 with the next token only, 9.3e-4 with four positions

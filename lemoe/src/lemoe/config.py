@@ -140,6 +140,14 @@ class TrainConfig:
             "model before the batch (anti-hijack; 0 = off)"
         ),
     )
+    continuation_tokens: int = field(
+        default=1,
+        metadata=_h(
+            "positions after the target that the anti-hijack KL covers: 1 = the next token only; k > 1 also "
+            "the positions after each of the model's own k-1 greedy tokens following the target, generated "
+            "before the batch and cut before an end token"
+        ),
+    )
     cache_prefix: bool = field(
         default=True,
         metadata=_h(
@@ -148,6 +156,13 @@ class TrainConfig:
         ),
     )
     progress: bool = field(default=True, metadata=_h("show tqdm progress bars"))
+
+    def __post_init__(self):
+        if self.continuation_tokens < 1:
+            raise ConfigError(
+                f"option 'train.continuation_tokens' must be at least 1 (the token right after the target), "
+                f"got {self.continuation_tokens}"
+            )
 
 
 @dataclass

@@ -27,7 +27,7 @@ import torch
 
 from lemoe.config import TrainConfig
 from lemoe.data import EditRequest
-from lemoe.training import SequentialEditor, encode_texts, prepare_eval
+from lemoe.training import SequentialEditor, encode_texts, left_padded, prepare_eval
 
 
 def token_accuracy(predictions: Sequence[torch.Tensor], targets: Sequence[torch.Tensor]) -> list[float]:
@@ -144,13 +144,9 @@ def greedy(
     targets = [torch.tensor(tok(" " + a.strip(), add_special_tokens=False)["input_ids"]) for a in answers]
     generated = []
     for start in range(0, len(prompts), batch_size):
-        chunk = [tok(p)["input_ids"] for p in prompts[start : start + batch_size]]
-        width = max(len(c) for c in chunk)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-        ids = torch.tensor([[pad] * (width - len(c)) + c for c in chunk], device=editor.device)
-        mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in chunk], device=editor.device)
+        ids, mask = left_padded(tok, [tok(p)["input_ids"] for p in prompts[start : start + batch_size]], editor.device)
         n_new = max_new_tokens or max(t.numel() for t in targets[start : start + batch_size])
-        out = editor.generate(ids, mask, n_new)[:, width:].cpu()
+        out = editor.generate(ids, mask, n_new)[:, ids.shape[1] :].cpu()
         generated.extend(out[row] for row in range(out.shape[0]))
     return generated, targets
 

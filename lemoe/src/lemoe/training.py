@@ -23,22 +23,34 @@ from lemoe.config import TrainConfig
 from lemoe.data import EditRequest
 
 
-def encode_pairs(
-    tokenizer, prompts: list[str], answers: list[str], device: torch.device | str = "cpu"
-) -> dict[str, torch.Tensor]:
-    """Tokenise prompt + " " + answer, right-padded.
+def pair_ids(tokenizer, prompt: str, answer: str) -> tuple[list[int], list[int]]:
+    """(prompt ids, answer ids): the answer is tokenised on its own with a leading space, so its token ids
+    are the same whatever the prompt is."""
+    p_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+    return p_ids, tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
 
-    Returns ``input_ids``, ``attention_mask``, ``labels`` (answer tokens, -100 elsewhere) and
-    ``prompt_mask`` (1 on prompt tokens). The answer is tokenised on its own with a leading
-    space so its token ids are the same whatever the prompt is.
+
+def encode_pairs(
+    tokenizer,
+    prompts: list[str],
+    answers: list[str],
+    device: torch.device | str = "cpu",
+    suffixes: list[list[int]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Tokenise prompt + " " + answer (+ the token ids of ``suffixes``, one list per row), right-padded.
+
+    Returns ``input_ids``, ``attention_mask``, ``labels`` (answer tokens, -100 elsewhere: a suffix is
+    context, not a target), ``prompt_mask`` (1 on prompt tokens) and ``continuation_mask`` (True from the
+    last answer token to the last suffix token: the positions that predict what follows the answer).
     """
-    rows, labels, prompt_masks = [], [], []
-    for prompt, answer in zip(prompts, answers, strict=True):
-        p_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
-        a_ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
-        rows.append(p_ids + a_ids)
-        labels.append([-100] * len(p_ids) + a_ids)
-        prompt_masks.append([1] * len(p_ids) + [0] * len(a_ids))
+    suffixes = suffixes if suffixes is not None else [[] for _ in prompts]
+    rows, labels, prompt_masks, continuation = [], [], [], []
+    for prompt, answer, suffix in zip(prompts, answers, suffixes, strict=True):
+        p_ids, a_ids = pair_ids(tokenizer, prompt, answer)
+        rows.append(p_ids + a_ids + list(suffix))
+        labels.append([-100] * len(p_ids) + a_ids + [-100] * len(suffix))
+        prompt_masks.append([1] * len(p_ids) + [0] * (len(a_ids) + len(suffix)))
+        continuation.append([0] * (len(p_ids) + len(a_ids) - 1) + [1] * (len(suffix) + 1))
     width = max(len(r) for r in rows)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
@@ -50,7 +62,19 @@ def encode_pairs(
         "attention_mask": padded([[1] * len(r) for r in rows], 0),
         "labels": padded(labels, -100),
         "prompt_mask": padded(prompt_masks, 0),
+        "continuation_mask": padded(continuation, 0).bool(),
     }
+
+
+def left_padded(
+    tokenizer, rows: list[list[int]], device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) of token-id lists padded on the left, as ``generate`` wants them."""
+    width = max(len(r) for r in rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+    return ids, mask
 
 
 class _StopForward(Exception):
@@ -155,14 +179,14 @@ def target_nll(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> 
     return F.cross_entropy(logits.float(), shift_y[keep])
 
 
-def continuation_logits(model: nn.Module, hidden: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Log-probabilities of the next token right after each row's last label token (the continuation)."""
-    last = (labels != -100).int().cumsum(1).argmax(1)  # the first position holding the row's last label
-    return F.log_softmax(model.get_output_embeddings()(hidden[torch.arange(hidden.shape[0]), last]).float(), -1)
+def continuation_logits(model: nn.Module, hidden: torch.Tensor, continuation_mask: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of the next token at the positions of ``continuation_mask`` (encode_pairs): right
+    after each row's last answer token, and after each token of its suffix."""
+    return F.log_softmax(model.get_output_embeddings()(hidden[continuation_mask]).float(), -1)
 
 
 def continuation_kl(before: torch.Tensor, now: torch.Tensor) -> torch.Tensor:
-    """KL(before || now) of the post-target next-token distributions, averaged over rows: with weight
+    """KL(before || now) of the post-target next-token distributions, averaged over positions: with weight
     ``train.continuation_weight`` it keeps an edit from taking over the text that follows its target
     (e.g. "Forgotten Realms Realms Realms"); ``before`` is the model's own prediction at the first step."""
     return F.kl_div(now, before, log_target=True, reduction="batchmean")
@@ -272,16 +296,24 @@ class SequentialEditor:
         if not requests:
             raise ValueError("edit() needs at least one request")
         start = time.perf_counter()
+        was_training = self.model.training
+        self.model.eval()  # no dropout: edits are deterministic under the seed
+        weight, n_after = self.train_cfg.continuation_weight, self.train_cfg.continuation_tokens - 1
+        after = {}  # request -> the model's own greedy tokens after its target (train.continuation_tokens > 1)
+        if weight and n_after:
+            after = dict(zip(map(id, requests), self.continuations(requests, n_after), strict=True))
         params = self._begin_batch(requests)
         train_requests = self._training_requests(requests)
         enc = encode_pairs(
-            self.tokenizer, [r.prompt for r in train_requests], [r.target for r in train_requests], self.device
+            self.tokenizer,
+            [r.prompt for r in train_requests],
+            [r.target for r in train_requests],
+            self.device,
+            [after.get(id(r), []) for r in train_requests],  # replayed edits: the next token only
         )
         self._prepare_encoded(enc)
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.train_cfg.weight_decay)
         use_cache = self.train_cfg.cache_prefix and supports_prefix_cache(self.model)
-        was_training = self.model.training
-        self.model.eval()  # no dropout: edits are deterministic under the seed
         h = layer_input(self.model, self.layer, enc["input_ids"], enc["attention_mask"]) if use_cache else None
         bar = tqdm(
             range(self.train_cfg.max_steps),
@@ -289,8 +321,7 @@ class SequentialEditor:
             disable=not self.train_cfg.progress,
             leave=False,
         )
-        loss_value, steps = float("nan"), 0
-        weight, before = self.train_cfg.continuation_weight, None
+        loss_value, steps, before = float("nan"), 0, None
         for step in range(1, self.train_cfg.max_steps + 1):
             steps = step
             with self._forward(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"], training=True):
@@ -305,7 +336,7 @@ class SequentialEditor:
                     ).hidden_states[-1]
                 nll = target_nll(self.model, hidden, enc["labels"])
                 extra = self._extra_loss()
-                now = continuation_logits(self.model, hidden, enc["labels"]) if weight else None
+                now = continuation_logits(self.model, hidden, enc["continuation_mask"]) if weight else None
             loss = nll if extra is None else nll + extra
             if now is not None:
                 before = now.detach() if before is None else before
@@ -331,6 +362,19 @@ class SequentialEditor:
         }
         self.history.append(record)
         return record
+
+    @torch.no_grad()
+    def continuations(self, requests: list[EditRequest], max_new_tokens: int) -> list[list[int]]:
+        """The model's own greedy ``max_new_tokens`` after each request's prompt + target (the text the
+        anti-hijack term keeps, ``train.continuation_tokens``), each cut before its first end or pad token."""
+        rows = [p + a for p, a in (pair_ids(self.tokenizer, r.prompt, r.target) for r in requests)]
+        ids, mask = left_padded(self.tokenizer, rows, self.device)
+        stop = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
+        out = []
+        for row in self.generate(ids, mask, max_new_tokens)[:, ids.shape[1] :].tolist():
+            ends = [i for i, t in enumerate(row) if t in stop]
+            out.append(row[: ends[0]] if ends else row)
+        return out
 
     @torch.no_grad()
     def predict(self, batches: list[dict[str, torch.Tensor]]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
