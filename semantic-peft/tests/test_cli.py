@@ -6,7 +6,7 @@ import pytest
 
 from semantic_peft.cli import DEFAULT_CONFIG, DEFAULT_ROWS, PACKAGE, build_parser, main
 from semantic_peft.config import ExperimentConfig
-from semantic_peft.reproduce import read_rows, row_overrides, write_table
+from semantic_peft.reproduce import part_rows, read_parts, read_rows, row_overrides, write_table
 from shared_utils.config import ConfigError, diff_configs, flatten_config, load_config, resolve_config_path
 
 
@@ -231,6 +231,21 @@ def test_table_is_generated_from_results(tmp_path):
     assert "old" not in readme.read_text() and "| LoRA |" in readme.read_text()
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary[1]["values"]["train_em"] == [0.5, 0.7] and summary[1]["seeds"] == ["seed_0", "seed_1"]
+
+
+def test_shipped_parts_split_every_row_once_and_bad_parts_are_refused(tmp_path, no_model, monkeypatch, capsys):
+    assert part_rows(DEFAULT_ROWS, "core") == ["lora", "lora_filter", "lora_reweight", "lora_filter_reweight"]
+    assert part_rows(DEFAULT_ROWS, "methods") == ["full_ft", "ia3", "prompt_tuning", "prefix_tuning"]
+    assert read_parts("paper/reproduce") == {}
+    rows = tmp_path / "rows.yaml"
+    rows.write_text("base: default.yaml\nparts: {one: [a]}\nrows:\n  - name: a\n  - name: b\n")
+    with pytest.raises(ConfigError, match="every row exactly once"):
+        read_parts(rows)
+    monkeypatch.setattr("semantic_peft.reproduce.load_model", _fail_if_called)
+    assert main(["reproduce", "--part", "cor", "--results", str(tmp_path / "out")]) == 2
+    assert "no part named 'cor'" in _one_line_error(capsys) and not (tmp_path / "out").exists()
+    assert main(["reproduce", "--part", "core", "--only", "lora", "--results", str(tmp_path / "out")]) == 2
+    assert "not both" in _one_line_error(capsys)
 
 
 def test_reproduction_rows_errors_and_overrides(tmp_path):

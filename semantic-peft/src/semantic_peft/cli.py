@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--results", default=DEFAULT_RESULTS, help="results folder (default: %(default)s)")
     reproduce.add_argument("--only", nargs="*", help="run only these row names")
     reproduce.add_argument(
+        "--part",
+        help="run only the rows of this named part of the rows file (reproduce: core = LoRA and its remedies, "
+        "methods = full FT, IA3, prompt and prefix tuning)",
+    )
+    reproduce.add_argument(
         "--table-only", action="store_true", help="only regenerate table.md and the README table from the results JSON"
     )
     reproduce.add_argument(
@@ -86,11 +91,15 @@ def _main(argv: Sequence[str] | None) -> int:
     from shared_utils.config import load_config
 
     if args.command == "reproduce":
-        from semantic_peft.reproduce import reproduce, write_table
+        from semantic_peft.reproduce import part_rows, reproduce, write_table
         from shared_utils.errors import ConfigError
 
         if args.config != DEFAULT_CONFIG:
             raise ConfigError("reproduce takes its base config from the rows file (--rows), not --config")
+        if args.part is not None:
+            if args.only:
+                raise ConfigError("give --part or --only, not both")
+            args.only = part_rows(args.rows, args.part)
 
         if args.table_only:
             write_table(args.results, args.readme)

@@ -3,8 +3,10 @@ fine-tuning on the built-in facts, written to the ``--results`` folder (``make
 reproduce-semantic-peft``: ``results/semantic-peft/``).
 
 Rows come from a YAML file (the shipped ``reproduce``; ``paper/reproduce`` for the 7B-scale
-settings): a base config file and, per row, a name, a label and overrides. The base
-model is measured once and shared by all rows; each row starts from freshly loaded weights.
+settings): a base config file, per row a name, a label and overrides, and optionally named
+``parts`` (lists of row names) so that one seed of the protocol runs as several shorter
+commands (``--part core``, ``--part methods``). The base model is measured once per run and
+shared by its rows; each row starts from freshly loaded weights.
 """
 
 from __future__ import annotations
@@ -60,6 +62,28 @@ DRIFT_COLUMNS = [
     ("unrelated_pushed_away_fraction", "Pushed away (unrel.)", None),
     ("feature_cos_mean", "Feature cos", None),
 ]
+
+
+def read_parts(path: str | Path) -> dict[str, list[str]]:
+    """The named parts of a reproduction YAML (``{}`` when it has none); every part must name
+    existing rows, and together the parts must cover every row exactly once."""
+    path = resolve_config_path(PACKAGE, path)
+    _, rows = read_rows(path)
+    parts = (yaml.safe_load(path.read_text()) or {}).get("parts") or {}
+    if not isinstance(parts, dict) or not all(isinstance(v, list) for v in parts.values()):
+        raise ConfigError(f"{path}: 'parts' must map part names to lists of row names")
+    listed = [name for names in parts.values() for name in names]
+    if parts and sorted(listed) != sorted(row["name"] for row in rows):
+        raise ConfigError(f"{path}: 'parts' must name every row exactly once (they name {', '.join(listed)})")
+    return parts
+
+
+def part_rows(path: str | Path, part: str) -> list[str]:
+    """The row names of ``part`` in the reproduction YAML ``path``; an unknown part names the known ones."""
+    parts = read_parts(path)
+    if part not in parts:
+        raise ConfigError(f"--part: no part named {part!r} in {path} (parts: {', '.join(parts) or 'none'})")
+    return parts[part]
 
 
 def read_rows(path: str | Path) -> tuple[Path | None, list[dict[str, Any]]]:
