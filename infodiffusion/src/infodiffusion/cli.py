@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench": "training steps/s, sampling samples/s and reverse steps to 95 percent of the final BLEU: "
         "info vs sqrt schedule",
         "reproduce": "the five rows x seeds of the default reproduction (runs in --runs, results JSON in --results)",
+        "context": "context rows on the evaluation records: copy-the-source and a causal LM fine-tuned with LoRA "
+        "on the training pairs, greedy decoding (JSON per row in --output-dir, table into --readme)",
         "settle": "keyinfo-first check: the reverse step at which each target word's token settles, by its "
         "information score, for trained runs (settling.json/.png/.md in --output); DDPM over all T steps "
         "unless --sample.method is given",
@@ -74,6 +76,16 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--sources", type=int, default=40, help="trace the first N sources of data.eval_split")
             p.add_argument("--bins", type=int, default=4, help="quantile bins of the information score")
             p.add_argument("--readme", default=None, help="README whose keyinfo-first section takes the table")
+        if name == "context":
+            from infodiffusion.autoregressive import LoraBaselineConfig
+
+            p.add_argument("--output-dir", required=True, help="folder for copy_source.json / autoregressive.json")
+            p.add_argument("--rows", default="copy,lora", help="comma-separated subset of copy,lora")
+            p.add_argument("--readme", default=None, help="README whose qqp-context section takes the table")
+            for field, value in vars(LoraBaselineConfig()).items():
+                p.add_argument(
+                    f"--ar-{field.replace('_', '-')}", type=type(value), default=value, help=f"LoRA row {field}"
+                )
         if name == "bench":
             p.add_argument("--bench-steps", type=int, default=30, help="timed training steps per schedule")
     return parser
@@ -137,6 +149,8 @@ def _main(argv: list[str] | None) -> int:
         results = Path(args.results) if args.results else runs / "results"
         readme = Path(args.readme) if args.readme else None
         print(reproduce(cfg, results, runs, readme, rows, args.reuse_runs, seeds))
+    elif args.command == "context":
+        _context(cfg, args)
     elif args.command == "settle":
         from infodiffusion.run import run_config
         from infodiffusion.settling import settle
@@ -152,6 +166,28 @@ def _main(argv: list[str] | None) -> int:
             check_marked_section(readme, "keyinfo-first")  # before the tracing, not after
         print(settle(configs, Path(args.output), args.sources, args.bins, readme))
     return 0
+
+
+def _context(cfg: InfoDiffusionConfig, args: argparse.Namespace) -> None:
+    from dataclasses import fields
+
+    from infodiffusion.autoregressive import LoraBaselineConfig, copy_source_row, lora_row, render_context_table
+    from shared_utils.errors import ConfigError
+    from shared_utils.results import check_marked_section, replace_marked_section
+
+    rows = [r for r in args.rows.split(",") if r]
+    if not rows or set(rows) - {"copy", "lora"}:
+        raise ConfigError(f"--rows: expected a comma-separated subset of copy,lora, got {args.rows!r}")
+    if args.readme:
+        check_marked_section(args.readme, "qqp-context")
+    out = Path(args.output_dir)
+    lora = LoraBaselineConfig(**{f.name: getattr(args, f"ar_{f.name}") for f in fields(LoraBaselineConfig)})
+    if "copy" in rows:
+        print(json.dumps(copy_source_row(cfg, out / "copy_source.json")["metrics"]))
+    if "lora" in rows:
+        print(json.dumps(lora_row(cfg, lora, out / "autoregressive.json")["metrics"]))
+    if args.readme:
+        replace_marked_section(args.readme, "qqp-context", render_context_table(out))
 
 
 def _seeds(text: str) -> tuple[int, ...]:
