@@ -44,6 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--rows", default=None, help="comma-separated rows (default: all; an unknown one lists them)")
     rep.add_argument("--readme", default=None, help="README whose results section is regenerated")
     rep.add_argument("--no-teacher", action="store_true", help="skip the teacher reference row")
+    rep.add_argument("--reference", default=None, help="results folder whose KD row this part's rows are compared to")
+    rep.add_argument("--section", default="results", help="README marker section the table is written to")
     summ = sub.add_parser("summarize", help="key metrics of each row over several seed folders (mean and values)")
     summ.add_argument("folders", nargs="+", help="results folders of runs with different seeds")
     summ.add_argument("--output", default=None, help="write the markdown table here")
@@ -80,6 +82,8 @@ def _main(argv: list[str] | None) -> int:
             [r for r in args.rows.split(",") if r] if args.rows else None,
             args.readme,
             with_teacher=not args.no_teacher,
+            reference=args.reference,
+            section=args.section,
         )
         return 0
     cfg = load_config(RunConfig, args.config, rest, package=PACKAGE)
@@ -111,8 +115,10 @@ def _train(cfg: RunConfig, results: str | None) -> int:
     from distill_hetero.experiment import (
         build_teacher_cache,
         eval_sets,
+        fit_sets,
         student_metrics,
         tokenize_records,
+        training_examples,
         training_records,
     )
     from distill_hetero.models import load_teacher
@@ -122,11 +128,18 @@ def _train(cfg: RunConfig, results: str | None) -> int:
 
     start = time.time()
     teacher, tokenizer = load_teacher(cfg.teacher, cfg.train.teacher_dtype)
+    teacher_tokenizer = tokenizer
     train_records, held = training_records(cfg, teacher, tokenizer)
     sets = eval_sets(cfg, held, tokenizer) if results else {}  # before training: a missing set fails early
     examples = tokenize_records(cfg, tokenizer, train_records)
     cache = build_teacher_cache(cfg, [cfg], teacher, tokenizer, examples)  # train.teacher_cache_top_k, as reproduce
-    result = train(cfg, teacher, tokenizer, examples, teacher_cache=cache)
+    if cfg.student.tokenizer:  # cross-tokenizer: the student trains on its own tokenisation of the same texts
+        examples, cross = training_examples(cfg, tokenizer, train_records)
+        tokenizer = cross.student_tokenizer
+        sets = fit_sets(sets, tokenizer, cfg.data.max_prompt_tokens)
+    else:
+        cross = None
+    result = train(cfg, teacher, teacher_tokenizer, examples, teacher_cache=cache, cross=cross)
     path = export_student(result, tokenizer, Path(cfg.output_dir) / "student")
     if result.accelerator.is_main_process:
         dump_config(cfg, Path(cfg.output_dir) / "config.yaml")

@@ -10,7 +10,7 @@ from shared_utils.device import AcceleratorConfig
 from shared_utils.errors import ConfigError
 
 PACKAGE = "distill_hetero"  # import name: where `--config <name>` finds the shipped configs
-OutputLoss = Literal["ce", "fkl", "rkl", "skl", "srkl"]
+OutputLoss = Literal["ce", "fkl", "rkl", "skl", "srkl", "uld"]
 # Keys that may change when a run is resumed: they do not change what the finished steps computed.
 RESUME_IGNORED = (
     "train.steps",
@@ -41,6 +41,13 @@ class StudentConfig:
         default_factory=list,
         metadata={
             "help": "teacher_prune: the teacher blocks to keep (0-based, num_layers of them); empty = evenly spaced"
+        },
+    )
+    tokenizer: str = field(
+        default="",
+        metadata={
+            "help": "empty: the teacher's tokenizer; else the student's own (alias such as minilm-l6, folder or hub "
+            "id): cross-tokenizer distillation (loss.output ce/uld, span-aligned intermediate layers)"
         },
     )
     max_positions: int = field(default=512, metadata={"help": "context length of the student"})
@@ -82,7 +89,7 @@ class LossConfig:
 
     output: list[OutputLoss] = field(
         default_factory=lambda: ["fkl"],
-        metadata={"help": "output-layer losses from the registry: ce, fkl, rkl, skl, srkl"},
+        metadata={"help": "output-layer losses from the registry: ce, fkl, rkl, skl, srkl, uld (cross-tokenizer)"},
     )
     intermediate: Literal["mse", "mse_ln", "cosine"] | None = field(
         default="mse_ln", metadata={"help": "intermediate-layer loss (None: none)"}

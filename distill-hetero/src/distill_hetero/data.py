@@ -132,21 +132,40 @@ def load_records(source: str, split: str = "train", limit: int = 0, require_outp
 
 @dataclass
 class Example:
-    """A tokenised training example; ``labels`` are ``-100`` on the prompt."""
+    """A tokenised training example; ``labels`` are ``-100`` on the prompt. ``offsets``: each token's
+    character span in prompt + response (EOS: one virtual character past the end), when asked for
+    (cross-tokenizer alignment)."""
 
     index: int
     input_ids: list[int]
     labels: list[int]
+    offsets: list[tuple[int, int]] | None = None
 
 
 def tokenize_example(
-    tokenizer, index: int, prompt: str, response: str, max_prompt_tokens: int, max_response_tokens: int
+    tokenizer,
+    index: int,
+    prompt: str,
+    response: str,
+    max_prompt_tokens: int,
+    max_response_tokens: int,
+    with_offsets: bool = False,
 ) -> Example:
     """Prompt (left-truncated) + response (right-truncated) + EOS; loss on response and EOS only."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"][-max_prompt_tokens:]
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"][: max_response_tokens - 1]
+    prompt_enc = tokenizer(prompt, add_special_tokens=False, return_offsets_mapping=with_offsets)
+    response_enc = tokenizer(response, add_special_tokens=False, return_offsets_mapping=with_offsets)
+    prompt_ids = prompt_enc["input_ids"][-max_prompt_tokens:]
+    response_ids = response_enc["input_ids"][: max_response_tokens - 1]
+    offsets = None
+    if with_offsets:
+        end = len(prompt) + len(response)
+        offsets = [
+            *[tuple(o) for o in prompt_enc["offset_mapping"][-max_prompt_tokens:]],
+            *[(a + len(prompt), b + len(prompt)) for a, b in response_enc["offset_mapping"][: max_response_tokens - 1]],
+            (end, end + 1),
+        ]
     response_ids = [*response_ids, tokenizer.eos_token_id]
-    return Example(index, prompt_ids + response_ids, [IGNORE] * len(prompt_ids) + response_ids)
+    return Example(index, prompt_ids + response_ids, [IGNORE] * len(prompt_ids) + response_ids, offsets)
 
 
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:

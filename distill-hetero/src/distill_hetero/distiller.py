@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from distill_hetero.alignment import AlignmentModule
 from distill_hetero.config import LossConfig
+from distill_hetero.cross_tokenizer import select_rows, span_mean_hidden
 from distill_hetero.data import IGNORE, Example, collate
 from distill_hetero.extraction import capture_hidden_states, hidden_width, selected_logits
 from distill_hetero.losses import TeacherDistribution, get_intermediate_loss, get_output_loss
@@ -24,6 +25,7 @@ from distill_hetero.weighting import build_weighting
 from shared_utils.errors import ConfigError
 
 INTER = "inter"
+SAME_VOCABULARY_LOSSES = ("fkl", "rkl", "skl", "srkl")  # token-by-token: need one shared vocabulary
 
 
 def supervised_positions(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,11 +120,24 @@ class TeacherCache:
 class Distiller(nn.Module):
     """Trainable part of the method: the student, the alignment projectors and the loss weights."""
 
-    def __init__(self, student: nn.Module, loss: LossConfig, mapping: Mapping, teacher_width: int, vocab_size: int):
+    def __init__(
+        self,
+        student: nn.Module,
+        loss: LossConfig,
+        mapping: Mapping,
+        teacher_width: int,
+        vocab_size: int,
+        cross_tokenizer: bool = False,
+    ):
         super().__init__()
         if not loss.output and not loss.intermediate:
             raise ConfigError("no loss selected: set loss.output and/or loss.intermediate")
-        self.student, self.cfg, self.vocab_size = student, loss, vocab_size
+        if cross_tokenizer and set(loss.output) & set(SAME_VOCABULARY_LOSSES):
+            raise ConfigError(
+                f"loss.output={loss.output}: {', '.join(SAME_VOCABULARY_LOSSES)} need one shared vocabulary; with "
+                "student.tokenizer set use ce and uld (Universal Logit Distillation)"
+            )
+        self.student, self.cfg, self.vocab_size, self.cross = student, loss, vocab_size, cross_tokenizer
         self.output_losses = {name: get_output_loss(name) for name in loss.output}
         self.mapping = list(mapping) if loss.intermediate else []
         self.inter_loss = get_intermediate_loss(loss.intermediate) if loss.intermediate else None
@@ -145,21 +160,33 @@ class Distiller(nn.Module):
         return self.inter_loss is not None or any(name != "ce" for name in self.output_losses)
 
     def forward(self, batch: dict[str, torch.Tensor], teacher: TeacherOutputs | None = None):
-        """``(total loss, {loss name: value})`` for one batch."""
+        """``(total loss, {loss name: value})`` for one batch. With a cross-tokenizer student the batch
+        also carries the ULD row pairs and the character-span alignment (``CrossTokenizerData.batch``):
+        the teacher-based output losses see the paired rows, and each student token is aligned with the
+        span mean of the teacher's hidden states."""
         positions, targets = supervised_positions(batch["labels"])
         student_layers = [s for s, _ in self.mapping]
         with capture_hidden_states(self.student, student_layers) as hidden:
             logits = selected_logits(self.student, batch["input_ids"], batch["attention_mask"], positions)
         logits = logits[:, : self.vocab_size]
         dist = teacher.dist if teacher is not None else None
-        losses = {
-            name: fn(logits, targets, dist, self.cfg.temperature, self.cfg.skew_alpha)
-            for name, fn in self.output_losses.items()
-        }
+        losses = {}
+        for name, fn in self.output_losses.items():
+            if self.cross and name != "ce":
+                paired = select_rows(dist, batch["uld_teacher_rows"])
+                losses[name] = fn(logits[batch["uld_student_rows"]], None, paired, self.cfg.temperature)
+            else:
+                losses[name] = fn(logits, targets, dist, self.cfg.temperature, self.cfg.skew_alpha)
         if self.inter_loss is not None:
             mask = token_mask(batch, self.cfg.intermediate_tokens)
-            per_pair = [
-                self.inter_loss(self.align(s, t, hidden[s][mask]), teacher.hidden[t][mask]) for s, t in self.mapping
-            ]
+            per_pair = []
+            for s, t in self.mapping:
+                if self.cross:
+                    target, aligned = span_mean_hidden(teacher.hidden[t], batch, mask.shape)
+                    keep = mask.reshape(-1) & aligned
+                    student_h = hidden[s].reshape(-1, hidden[s].shape[-1])[keep]
+                    per_pair.append(self.inter_loss(self.align(s, t, student_h), target[keep]))
+                else:
+                    per_pair.append(self.inter_loss(self.align(s, t, hidden[s][mask]), teacher.hidden[t][mask]))
             losses[INTER] = torch.stack(per_pair).mean()
         return self.weighting(losses), losses

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from distill_hetero.builtin import builtin_split
 from distill_hetero.config import PACKAGE, RunConfig
+from distill_hetero.cross_tokenizer import CrossTokenizerData, load_student_tokenizer
 from distill_hetero.data import (
     Example,
     MissingSharedSet,
@@ -53,6 +54,16 @@ ROWS: dict[str, dict] = {
     "kd_inter_learned": {"loss.output": ["fkl"], "loss.weighting": "uncertainty"},
     "kd_inter_dwa": {"loss.output": ["fkl"], "loss.weighting": "dwa"},
 }
+# Rows run only when named (``--rows``), as their own part: the student on the bert-base-uncased WordPiece
+# vocabulary of the embedded MiniLM, CE on its own tokenisation + ULD + span-aligned intermediate layers.
+CROSS_ROWS: dict[str, dict] = {
+    "kd_uld_inter": {
+        "student.tokenizer": "minilm-l6",
+        "loss.output": ["ce", "uld"],
+        "loss.weighting": "fixed",
+    },
+}
+KNOWN_ROWS = {**ROWS, **CROSS_ROWS}
 ROW_LABELS = {
     "teacher": "Teacher (SmolLM2-135M-Instruct)",
     "constant": 'Constant answer ("The answer is")',
@@ -62,6 +73,7 @@ ROW_LABELS = {
     "kd_inter_fixed": "KD + intermediate (fixed ratios)",
     "kd_inter_learned": "KD + intermediate (learned ratios)",
     "kd_inter_dwa": "KD + intermediate (adaptive ratios, DWA)",
+    "kd_uld_inter": "Cross-tokenizer: CE + ULD + span-aligned intermediate (WordPiece student)",
 }
 
 
@@ -108,13 +120,34 @@ def training_records(cfg: RunConfig, teacher, tokenizer) -> tuple[list[Record], 
     return train_records, held
 
 
-def tokenize_records(cfg: RunConfig, tokenizer, records: list[Record]) -> list[Example]:
+def tokenize_records(cfg: RunConfig, tokenizer, records: list[Record], with_offsets: bool = False) -> list[Example]:
     return [
         tokenize_example(
-            tokenizer, i, r.prompt, r.references[0], cfg.data.max_prompt_tokens, cfg.data.max_response_tokens
+            tokenizer,
+            i,
+            r.prompt,
+            r.references[0],
+            cfg.data.max_prompt_tokens,
+            cfg.data.max_response_tokens,
+            with_offsets,
         )
         for i, r in enumerate(records)
     ]
+
+
+def training_examples(
+    cfg: RunConfig, tokenizer, records: list[Record]
+) -> tuple[list[Example], CrossTokenizerData | None]:
+    """``(examples the student trains on, cross-tokenizer data)``: the teacher's tokenisation and None,
+    or with ``student.tokenizer`` the student's tokenisation of the same texts, and the teacher's with
+    the character-span alignment of the two (same indices, so a ``TeacherCache`` of the teacher's
+    examples serves both)."""
+    if not cfg.student.tokenizer:
+        return tokenize_records(cfg, tokenizer, records), None
+    student_tokenizer = load_student_tokenizer(cfg.student.tokenizer)
+    student = tokenize_records(cfg, student_tokenizer, records, with_offsets=True)
+    teacher = tokenize_records(cfg, tokenizer, records, with_offsets=True)
+    return student, CrossTokenizerData.build(student_tokenizer, student, teacher, tokenizer.pad_token_id)
 
 
 def eval_sets(cfg: RunConfig, held: list[Record], tokenizer=None) -> dict[str, list[Record]]:
@@ -133,9 +166,12 @@ def eval_sets(cfg: RunConfig, held: list[Record], tokenizer=None) -> dict[str, l
             if not cfg.eval.skip_missing:
                 raise
             log.warning("skipping evaluation set %s (eval.skip_missing): %s", name, err)
-    if tokenizer is not None:
-        sets = {k: [fit_prompt(tokenizer, r, cfg.data.max_prompt_tokens) for r in v] for k, v in sets.items()}
-    return sets
+    return fit_sets(sets, tokenizer, cfg.data.max_prompt_tokens) if tokenizer is not None else sets
+
+
+def fit_sets(sets: dict[str, list[Record]], tokenizer, max_tokens: int) -> dict[str, list[Record]]:
+    """Every prompt fitted to ``max_tokens`` of ``tokenizer``, keeping its instruction."""
+    return {k: [fit_prompt(tokenizer, r, max_tokens) for r in v] for k, v in sets.items()}
 
 
 def score_cell(metrics: dict, examples: dict, label: str, name: str, outputs: list[str], records: list[Record]) -> None:
@@ -236,21 +272,32 @@ def student_metrics(
     interval; per-example values kept) and its last training loss."""
     metrics, examples = evaluate(result.distiller.student, tokenizer, sets, cfg, desc=desc)
     if "builtin" in sets:
+        # per token of the student's own tokenisation: not comparable across vocabularies, kept apart
+        kind = "heldout_nll_student_tokens" if cfg.student.tokenizer else "heldout_nll"
         sums, counts = per_example_nll(result.distiller.student, tokenizer, sets["builtin"], cfg)
-        metrics["heldout_nll/builtin"] = sum(sums) / sum(counts)
-        metrics["heldout_nll_ci/builtin"] = ratio_ci(sums, counts)
-        examples.setdefault("builtin", {})["nll"] = [{"sum": t, "tokens": c} for t, c in zip(sums, counts)]
+        metrics[f"{kind}/builtin"] = sum(sums) / sum(counts)
+        metrics[f"{kind}_ci/builtin"] = ratio_ci(sums, counts)
+        examples.setdefault("builtin", {})[kind.replace("heldout_", "")] = [
+            {"sum": t, "tokens": c} for t, c in zip(sums, counts)
+        ]
     metrics["final_train_loss"] = result.history[-1]["loss"]
     return metrics, examples
 
 
-def run_row(name: str, cfg: RunConfig, teacher, tokenizer, examples, sets, cache, results_dir: Path) -> dict:
-    """Train one row, export its student, evaluate, write ``<results_dir>/<name>.json``."""
+def run_row(name: str, cfg: RunConfig, teacher, tokenizer, records, examples, sets, cache, results_dir: Path) -> dict:
+    """Train one row, export its student, evaluate, write ``<results_dir>/<name>.json``. A
+    cross-tokenizer row trains on its own tokenisation of ``records`` and is evaluated (prompts fitted,
+    outputs decoded) with its own tokenizer."""
     start = time.time()
-    result = train(cfg, teacher, tokenizer, examples, teacher_cache=cache)
+    cross = None
+    if cfg.student.tokenizer:
+        examples, cross = training_examples(cfg, tokenizer, records)
+        sets = fit_sets(sets, cross.student_tokenizer, cfg.data.max_prompt_tokens)
+    result = train(cfg, teacher, tokenizer, examples, teacher_cache=cache, cross=cross)
     train_s = time.time() - start
-    export_student(result, tokenizer, Path(cfg.output_dir) / "student")
-    metrics, per_example = student_metrics(result, tokenizer, sets, cfg, desc=name)
+    student_tokenizer = cross.student_tokenizer if cross else tokenizer
+    export_student(result, student_tokenizer, Path(cfg.output_dir) / "student")
+    metrics, per_example = student_metrics(result, student_tokenizer, sets, cfg, desc=name)
     result.accelerator.end_training()
     metrics.update(
         {
@@ -306,21 +353,24 @@ def reproduce(
     rows: list[str] | None = None,
     readme: str | Path | None = None,
     with_teacher: bool = True,
+    reference: str | Path | None = None,
+    section: str = "results",
 ) -> list[dict]:
     """The default reproduction: prepare data once, cache the teacher once, train and evaluate each row
-    (``rows``; None: all of ``ROWS``)."""
+    (``rows``; None: all of ``ROWS``; the cross-tokenizer rows only when named). ``reference`` and
+    ``section``: see :func:`render_outputs`."""
     results_dir = Path(results_dir)
     rows = list(ROWS) if rows is None else rows
     base = load_config(RunConfig, config_path, overrides, package=PACKAGE)
     apply_threads(base.num_threads)
     row_cfgs = {}
     for name in rows:
-        if name not in ROWS:
-            raise ConfigError(f"unknown row {name!r}; known rows: {', '.join(ROWS)}")
+        if name not in KNOWN_ROWS:
+            raise ConfigError(f"unknown row {name!r}; known rows: {', '.join(KNOWN_ROWS)}")
         row_cfgs[name] = load_config(
             RunConfig,
             config_path,
-            [*overrides, *_as_overrides(ROWS[name]), "--name", name, "--output_dir", f"{base.output_dir}/{name}"],
+            [*overrides, *_as_overrides(KNOWN_ROWS[name]), "--name", name, "--output_dir", f"{base.output_dir}/{name}"],
             package=PACKAGE,
         )
     seed_everything(base.seed)
@@ -368,8 +418,10 @@ def reproduce(
             )
         )
     for name in tqdm(rows, desc="rows"):
-        written.append(run_row(name, row_cfgs[name], teacher, tokenizer, examples, sets, cache, results_dir))
-    render_outputs(results_dir, readme)
+        written.append(
+            run_row(name, row_cfgs[name], teacher, tokenizer, train_records, examples, sets, cache, results_dir)
+        )
+    render_outputs(results_dir, readme, reference, section)
     log.info("reproduction finished in %.0f s", time.time() - start)
     return written
 
@@ -409,7 +461,7 @@ def diff_from_kd(rows: list[dict], sets: list[str], reference: str = "kd_fkl") -
     base = by_name[reference]
     table_rows = []
     for r in rows:
-        if r["row"] not in ROWS or r["row"] == reference:
+        if r["row"] not in KNOWN_ROWS or r["row"] == reference:
             continue
         row = {"Method": f"{r['label']} − KD"}
         for name in sets:
@@ -426,9 +478,16 @@ def diff_from_kd(rows: list[dict], sets: list[str], reference: str = "kd_fkl") -
     return render_markdown_table(table_rows, headers)
 
 
-def render_outputs(results_dir: str | Path, readme: str | Path | None = None) -> str:
-    """``table.md``, ``loss_curves.png`` and ``loss_ratios.png`` from the results JSONs; the README table if given.
-    Rows written by different commits are refused (a table mixing them does not reproduce)."""
+def render_outputs(
+    results_dir: str | Path,
+    readme: str | Path | None = None,
+    reference: str | Path | None = None,
+    section: str = "results",
+) -> str:
+    """``table.md``, ``loss_curves.png`` and ``loss_ratios.png`` from the results JSONs; the README table
+    (between the ``section`` markers) if given. Rows written by different commits are refused (a table
+    mixing them does not reproduce). ``reference``: a results folder (of the main part) whose KD row is
+    shown beside this folder's rows and is the reference of their differences; its commit is named."""
     results_dir = Path(results_dir)
     rows = [r for r in load_results(results_dir) if "row" in r]
     commits = {r.get("git_commit") for r in rows}
@@ -438,14 +497,25 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
             + "; ".join(f"{r['row']}: {r.get('git_commit')}" for r in rows)
             + " (rerun them together)"
         )
+    reference_note = ""
+    if reference is not None and not any(r["row"] == "kd_fkl" for r in rows):
+        kd = [r for r in load_results(reference) if r.get("row") == "kd_fkl"]
+        if not kd:
+            raise ConfigError(f"reference folder {reference} has no kd_fkl row")
+        rows += kd
+        reference_note = (
+            f"The KD row is read from `{Path(reference).name}/` (commit `{kd[0].get('git_commit')}`), the same "
+            "evaluation examples; the held-out NLL of a student with its own vocabulary is per token of its "
+            "tokenisation (in its JSON as `heldout_nll_student_tokens`), not comparable, so not shown. "
+        )
     for r in rows:
         if r.get("history"):
             last = r["history"][-1]
             r["final_output_loss"] = next(
-                last[f"loss/{n}"] for n in ("fkl", "ce", "rkl", "skl", "srkl") if f"loss/{n}" in last
+                last[f"loss/{n}"] for n in ("fkl", "uld", "ce", "rkl", "skl", "srkl") if f"loss/{n}" in last
             )
             r["final_inter_loss"] = last.get("loss/inter")
-    order = ["teacher", *BASELINES, *ROWS]
+    order = ["teacher", *BASELINES, *KNOWN_ROWS]
     rows.sort(key=lambda r: order.index(r["row"]) if r["row"] in order else len(order))
     sets = []
     for r in rows:
@@ -493,15 +563,16 @@ def render_outputs(results_dir: str | Path, readme: str | Path | None = None) ->
         "with a bootstrap 95% interval over the set's examples in brackets; references "
         "of `builtin` are the teacher's greedy answers to held-out built-in instructions (so the teacher is "
         "not scored there). Held-out NLL: nats per token of those teacher answers under the student. Final train "
-        "output loss: CE for SFT, forward KL otherwise (last step, unweighted). Per-example outputs and scores "
-        f"are in each row's JSON (`examples`). All rows from commit `{commit}`.\n\n"
+        "output loss: CE for SFT, ULD for the cross-tokenizer row, forward KL otherwise (last step, unweighted). "
+        f"Per-example outputs and scores are in each row's JSON (`examples`). All rows from commit `{commit}`"
+        f"{' but the reference KD row' if reference_note else ''}. {reference_note}\n\n"
     )
     table = note + body
     atomic_write_text(results_dir / "table.md", table)
     plot_loss_curves(rows, results_dir / "loss_curves.png")
     plot_loss_ratios(rows, results_dir / "loss_ratios.png")
     if readme is not None:
-        replace_marked_section(readme, "results", table)
+        replace_marked_section(readme, section, table)
     return table
 
 

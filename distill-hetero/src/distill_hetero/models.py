@@ -7,6 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, GPT2Config, LlamaConfig, Qwen2Config
 
 from distill_hetero.config import StudentConfig
+from distill_hetero.cross_tokenizer import transplant_vocabulary
 from distill_hetero.pruning import prune_teacher
 from distill_hetero.vocab import check_vocabularies
 from shared_utils.errors import ConfigError
@@ -79,19 +80,25 @@ def init_embeddings_from_teacher(student, teacher) -> float:
     return float(singular.pow(2).sum() / centred.pow(2).sum())
 
 
-def build_student(cfg: StudentConfig, tokenizer, teacher=None):
+def build_student(cfg: StudentConfig, tokenizer, teacher=None, student_tokenizer=None):
     """The student. ``init=teacher_prune``: derived from the teacher by structured pruning
     (``num_layers`` of its blocks, ``intermediate_size`` MLP channels; :mod:`distill_hetero.pruning`),
     ``family``, ``hidden_size`` and ``num_heads`` then being the teacher's. Otherwise a fresh student
     from ``cfg`` (gpt2 | qwen2 | llama config), or one loaded from a folder/hub id whose tokenizer must
-    equal the teacher's; ``init=teacher_pca`` seeds its token embeddings from the teacher."""
+    equal the teacher's; ``init=teacher_pca`` seeds its token embeddings from the teacher.
+    ``student_tokenizer`` (cross-tokenizer): the pruned student gets that vocabulary's embedding and
+    head (:func:`~distill_hetero.cross_tokenizer.transplant_vocabulary`), a random one is sized for it."""
     if cfg.init in ("teacher_pca", "teacher_prune") and teacher is None:
         raise ConfigError(f"student.init={cfg.init} needs the teacher")
+    if student_tokenizer is not None and cfg.init == "teacher_pca":
+        raise ConfigError("student.init=teacher_pca maps embedding rows by token id: it needs the teacher's tokenizer")
     if cfg.init == "teacher_prune":
         student = prune_teacher(teacher, cfg.num_layers, cfg.intermediate_size, cfg.keep_blocks)
+        if student_tokenizer is not None:
+            transplant_vocabulary(student, tokenizer, student_tokenizer)
         student.train()
         return student
-    config = student_config(cfg, tokenizer)
+    config = student_config(cfg, student_tokenizer or tokenizer)
     if config is None:
         student = AutoModelForCausalLM.from_pretrained(cfg.family)
         check_vocabularies(

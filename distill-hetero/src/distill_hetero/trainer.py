@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distill_hetero.config import RESUME_IGNORED, RunConfig
+from distill_hetero.cross_tokenizer import CrossTokenizerData
 from distill_hetero.data import BatchSchedule, Example, collate
 from distill_hetero.distiller import Distiller, TeacherCache, teacher_forward
 from distill_hetero.extraction import hidden_width, num_layers
@@ -25,6 +26,7 @@ from shared_utils.atomic import atomic_folder
 from shared_utils.checkpoints import CheckpointManager
 from shared_utils.config import config_to_dict
 from shared_utils.device import build_accelerator
+from shared_utils.errors import ConfigError
 from shared_utils.results import atomic_write_json
 from shared_utils.seeding import seed_everything
 from shared_utils.tracking import get_logger
@@ -80,27 +82,33 @@ def train(
     accelerator=None,
     stop_after: int | None = None,
     progress: bool = True,
+    cross: CrossTokenizerData | None = None,
 ) -> TrainResult:
     """Distil ``teacher`` into a fresh student on ``examples`` for ``cfg.train.steps`` optimizer steps.
 
     ``teacher_cache`` replaces the live teacher forward; ``stop_after`` ends the loop early (as if
-    interrupted) after that many steps, which the resume tests use.
+    interrupted) after that many steps, which the resume tests use. With ``student.tokenizer`` set,
+    ``examples`` are in the student's tokenisation and ``cross`` holds the teacher's and the alignment.
     """
+    if bool(cfg.student.tokenizer) != (cross is not None):
+        raise ConfigError("student.tokenizer set: train() needs the cross-tokenizer data (and only then)")
     manager = CheckpointManager(cfg.output_dir, cfg.train.keep_last)
     checkpoint = resume_point(cfg, manager)
     accelerator = accelerator or build_accelerator(
         cfg.accelerator, run_name=cfg.name, tracker_config=config_to_dict(cfg), log=progress
     )
     seed_everything(cfg.seed)
-    student = build_student(cfg.student, tokenizer, teacher)
+    student_tokenizer = cross.student_tokenizer if cross else tokenizer
+    student = build_student(cfg.student, tokenizer, teacher, cross.student_tokenizer if cross else None)
     vocab = check_vocabularies(
-        tokenizer,
-        tokenizer,
-        teacher.get_input_embeddings().weight.shape[0],
+        student_tokenizer,
+        student_tokenizer,
+        None if cross else teacher.get_input_embeddings().weight.shape[0],
         student.get_input_embeddings().weight.shape[0],
     )
+    teacher_vocab = len(tokenizer) if cross else vocab
     mapping = resolve_mapping(cfg.mapping, num_layers(student), num_layers(teacher)) if cfg.loss.intermediate else []
-    distiller = Distiller(student, cfg.loss, mapping, hidden_width(teacher), vocab)
+    distiller = Distiller(student, cfg.loss, mapping, hidden_width(teacher), vocab, cross_tokenizer=cross is not None)
     out_dir = Path(cfg.output_dir)
     if accelerator.is_main_process:
         if mapping:
@@ -129,7 +137,7 @@ def train(
 
     accum = accelerator.gradient_accumulation_steps
     schedule = BatchSchedule(len(examples), cfg.train.batch_size, accelerator.num_processes, accum, cfg.seed)
-    pad_id = tokenizer.pad_token_id
+    pad_id = student_tokenizer.pad_token_id
     end = cfg.train.steps if stop_after is None else min(cfg.train.steps, stop_after)
     bar = tqdm(range(start, end), desc=cfg.name, disable=not (progress and accelerator.is_main_process))
     distiller.train()
@@ -138,15 +146,22 @@ def train(
         totals, parts_sum, tokens = [], {}, 0
         for micro in range(accum):
             idx = schedule.indices(step, micro, accelerator.process_index)
-            batch = {k: v.to(accelerator.device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+            chunk = [examples[i] for i in idx]
+            batch, t_batch = collate(chunk, pad_id), None
+            if cross is not None:
+                teacher_chunk, extra = cross.batch(chunk, batch["input_ids"].shape[1])
+                t_batch = collate(teacher_chunk, cross.teacher_pad_id)
+                batch.update(extra)
+            batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+            t_batch = batch if t_batch is None else {k: v.to(accelerator.device) for k, v in t_batch.items()}
             tokens += int(batch["attention_mask"].sum())
             with accelerator.accumulate(distiller):
                 t_out = None
                 if core.needs_teacher:
                     t_out = (
-                        teacher_cache(batch)
+                        teacher_cache(t_batch)
                         if teacher_cache is not None
-                        else teacher_forward(teacher, batch, core.teacher_layers, vocab)
+                        else teacher_forward(teacher, t_batch, core.teacher_layers, teacher_vocab)
                     )
                 total, parts = distiller(batch, t_out)
                 accelerator.backward(total)
