@@ -1,7 +1,7 @@
 """Token-level losses need teacher and student to share one vocabulary: the check lives here.
 
-This is the seam for cross-tokenizer distillation: a later mapping between two vocabularies
-would replace :func:`check_vocabularies` and map teacher distributions onto the student's.
+A student with its own vocabulary (``student.tokenizer``) goes through
+:mod:`distill_hetero.cross_tokenizer` instead (ULD and character-span alignment).
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ def check_vocabularies(
         raise VocabularyMismatchError(
             f"teacher and student vocabularies differ (teacher {len(teacher_vocab)} tokens, student "
             f"{len(student_vocab)}; only in teacher: {only_t}, only in student: {only_s}, different ids: {moved}). "
-            "Token-level distillation needs the same tokenizer; cross-tokenizer distillation is not implemented."
+            "Token-level distillation needs the same tokenizer; for a student with its own vocabulary set "
+            "student.tokenizer (cross-tokenizer: loss.output ce/uld)."
         )
     size = len(teacher_vocab)
     for who, rows in (("teacher", teacher_vocab_size), ("student", student_vocab_size)):
