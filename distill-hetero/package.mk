@@ -18,4 +18,4 @@ reproduce-distill-hetero-cross: setup  ## the cross-tokenizer row -> results/dis
 	$(REQUIRE_CLEAN)
 	$(PY) -m distill_hetero reproduce --config $(DISTILL_HETERO_CONFIG) --rows kd_uld_inter --no-teacher \
 		--results results/distill-hetero/cross_tokenizer --reference results/distill-hetero \
-		--readme distill-hetero/README.md --section results-cross $(DISTILL_HETERO_ARGS)
+		--readme distill-hetero/README.md --section results-cross --skip-done $(DISTILL_HETERO_ARGS)

@@ -121,3 +121,16 @@ def test_a_training_file_with_some_outputs_missing_is_an_error_naming_them(tmp_p
     cfg.data.train = str(path)
     with pytest.raises(ConfigError, match=r"2 of 4 records have no output \(records 1, 3\).*--data\.targets teacher"):
         training_records(cfg, None, tokenizer)
+
+
+def test_a_part_is_compared_with_the_reference_kd_row_of_another_commit(tmp_path):
+    main, part = tmp_path / "main", tmp_path / "part"
+    main.mkdir()
+    part.mkdir()
+    _row(main / "kd_fkl.json", "kd_fkl", "abc", 5.0)
+    _row(part / "kd_uld_inter.json", "kd_uld_inter", "def", 8.0)
+    with pytest.raises(ConfigError, match="no kd_fkl row"):
+        render_outputs(part, reference=part)
+    table = render_outputs(part, reference=main)
+    assert "commit `def` but the reference KD row" in table and "(commit `abc`)" in table
+    assert "kd_uld_inter − KD | +3.00 [+3.00, +3.00]" in table

@@ -1,4 +1,4 @@
-"""Command line of `distill-hetero`: ``train``, ``eval``, ``reproduce``, ``summarize``, ``bench``.
+"""Command line of `distill-hetero`: ``train``, ``eval``, ``reproduce``, ``render``, ``summarize``, ``bench``.
 
 Every sub-command takes ``--config file.yaml`` and any config option as ``--key value``
 (``--loss.intermediate cosine``); ``python -m distill_hetero`` and ``accelerate launch -m distill_hetero.cli``
@@ -46,6 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--no-teacher", action="store_true", help="skip the teacher reference row")
     rep.add_argument("--reference", default=None, help="results folder whose KD row this part's rows are compared to")
     rep.add_argument("--section", default="results", help="README marker section the table is written to")
+    rep.add_argument("--skip-done", action="store_true", help="keep rows this commit already wrote; run the rest")
+    ren = sub.add_parser("render", help="tables and figures of a results folder (no training), e.g. after parts")
+    ren.add_argument("results", help="results folder")
+    ren.add_argument("--reference", default=None, help="results folder whose KD row these rows are compared to")
+    ren.add_argument("--readme", default=None, help="README whose section is regenerated")
+    ren.add_argument("--section", default="results", help="README marker section")
     summ = sub.add_parser("summarize", help="key metrics of each row over several seed folders (mean and values)")
     summ.add_argument("folders", nargs="+", help="results folders of runs with different seeds")
     summ.add_argument("--output", default=None, help="write the markdown table here")
@@ -70,6 +76,11 @@ def _main(argv: list[str] | None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command == "render":
+        from distill_hetero.experiment import render_outputs
+
+        print(render_outputs(args.results, args.readme, args.reference, args.section))
+        return 0
     if args.command == "summarize":
         return _summarize(args.folders, args.output, args.readme)
     if args.command == "reproduce":
@@ -84,6 +95,7 @@ def _main(argv: list[str] | None) -> int:
             with_teacher=not args.no_teacher,
             reference=args.reference,
             section=args.section,
+            skip_done=args.skip_done,
         )
         return 0
     cfg = load_config(RunConfig, args.config, rest, package=PACKAGE)

@@ -36,6 +36,7 @@ from shared_utils.errors import ConfigError
 from shared_utils.intervals import mean_ci, paired_diff_ci, ratio_ci
 from shared_utils.results import (
     atomic_write_text,
+    git_commit,
     load_results,
     render_markdown_table,
     replace_marked_section,
@@ -355,12 +356,18 @@ def reproduce(
     with_teacher: bool = True,
     reference: str | Path | None = None,
     section: str = "results",
+    skip_done: bool = False,
 ) -> list[dict]:
     """The default reproduction: prepare data once, cache the teacher once, train and evaluate each row
     (``rows``; None: all of ``ROWS``; the cross-tokenizer rows only when named). ``reference`` and
-    ``section``: see :func:`render_outputs`."""
+    ``section``: see :func:`render_outputs`. ``skip_done``: a row whose results file was written by the
+    current commit is kept, not rerun (parts of a split reproduction)."""
     results_dir = Path(results_dir)
     rows = list(ROWS) if rows is None else rows
+    if skip_done:
+        done = {r.get("row") for r in load_results(results_dir) if r.get("git_commit") == git_commit()}
+        log.info("skipping rows already written by this commit: %s", sorted(done & set(rows)) or "none")
+        rows = [r for r in rows if r not in done]
     base = load_config(RunConfig, config_path, overrides, package=PACKAGE)
     apply_threads(base.num_threads)
     row_cfgs = {}
