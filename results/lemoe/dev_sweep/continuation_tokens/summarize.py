@@ -2,25 +2,15 @@
 
 Usage (repository root): python results/lemoe/dev_sweep/continuation_tokens/summarize.py DIR
 where DIR holds the w<w>_k<k>/lemoe.json files that sweep.sh wrote; summary.md goes next to this file.
-The phrase repetition rate is recomputed from each row's saved continuations with the package's own
-``repeats`` (the same count the package reports), so the unedited model's rate sits beside it.
+Columns are the package's own seed-table metrics (lemoe.experiment.SEED_METRICS), read from each row file;
+the unedited model's rates, which every row file records, go in the note under the table.
 """
 
 import json
 import sys
 from pathlib import Path
 
-COLUMNS = {
-    "rel": "Rel",
-    "gen": "Gen",
-    "loc": "Loc (NQ)",
-    "avg": "Avg",
-    "rel_gen_f1": "Rel F1 (greedy)",
-    "gen_gen_f1": "Gen F1 (greedy)",
-    "repetition": "repetition",
-    "repetition_phrase": "phrase rep.",
-    "ppl_ratio": "ppl / unedited",
-}
+from lemoe.experiment import SEED_METRICS
 
 
 def main(folder: Path) -> str:
@@ -28,15 +18,15 @@ def main(folder: Path) -> str:
     for path in sorted(folder.glob("w*_k*/lemoe.json")):
         r = json.loads(path.read_text())
         train = r["config"]["lemoe"]["train"]
-        rows.append((train["continuation_weight"], train["continuation_tokens"], r, path.parent.name))
+        rows.append((train["continuation_weight"], train["continuation_tokens"], r))
     rows.sort(key=lambda x: (x[0], x[1]))
     m0 = rows[0][2]["metrics"]
     lines = [
-        "| w | k | " + " | ".join(COLUMNS.values()) + " | steps per batch | train s | commit |",
-        "| --- | --- | " + " | ".join("---" for _ in COLUMNS) + " | --- | --- | --- |",
+        "| w | k | " + " | ".join(SEED_METRICS.values()) + " | steps per batch | train s | commit |",
+        "| --- | --- | " + " | ".join("---" for _ in SEED_METRICS) + " | --- | --- | --- |",
     ]
-    for w, k, r, _ in rows:
-        cells = [f"{r['metrics'][key]:.3f}" if key in r["metrics"] else "–" for key in COLUMNS]
+    for w, k, r in rows:
+        cells = [f"{r['metrics'][key]:.3f}" if key in r["metrics"] else "–" for key in SEED_METRICS]
         lines.append(
             f"| {w:g} | {k} | " + " | ".join(cells) + f" | {r['steps_per_batch']} | {r['timing']['train_s']:.0f} | "
             f"{r['git_commit'][:7]} |"
