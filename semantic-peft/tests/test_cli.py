@@ -309,3 +309,41 @@ def test_tiny_config_is_the_default_cut_down():
         "analysis.figures": False,
         "accelerator.tracker": None,
     }
+
+
+def test_real_data_table_names_its_source_and_fills_its_own_readme_section(tmp_path, monkeypatch):
+    from semantic_peft.config import ExperimentConfig
+    from shared_utils.results import write_results
+
+    config = ExperimentConfig()
+    config.data.source = "shared:knowledge-editing/zsre_mend_eval_1000.json"
+    results = tmp_path / "out" / "zsre"
+    for seed, em in enumerate([0.5, 0.7]):
+        folder = results / f"seed_{seed}"
+        write_results(folder / "00_base.json", {"train_em": 0.0}, config, extra={"label": "Base", "facts": 5})
+        write_results(
+            folder / "01_lora.json",
+            {"train_em": em, "train_em_trained": em, "trained_facts": 5},
+            config,
+            extra={"label": "LoRA", "facts": 5},
+        )
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "<!-- results:start -->\nBUILTIN\n<!-- results:end -->\n<!-- claims:start -->\nBUILTIN-CLAIMS\n"
+        "<!-- claims:end -->\n<!-- zsre:start -->\nSTALE-ZSRE\n<!-- zsre:end -->\n"
+        "<!-- zsre-claims:start -->\nSTALE-ZSRE-CLAIMS\n<!-- zsre-claims:end -->\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    write_table(results.resolve(), readme, "zsre")  # an absolute folder inside the current one
+    table = (results / "table.md").read_text()
+    assert "5 facts from `shared:knowledge-editing/zsre_mend_eval_1000.json`; mean ± 95%" in table
+    assert "built-in" not in table and "from `out/zsre/seed_*/*.json`" in table
+    claims = (results / "claims.md").read_text()
+    assert "Data: 5 facts from `shared:knowledge-editing/zsre_mend_eval_1000.json`." in claims
+    text = readme.read_text()
+    assert "BUILTIN\n" in text and "BUILTIN-CLAIMS" in text  # the built-in sections are untouched
+    assert (
+        "STALE-ZSRE" not in text and text.count("facts from `shared:knowledge-editing/zsre_mend_eval_1000.json`") == 2
+    )
+    with pytest.raises(ValueError, match="counterfact:start"):  # missing markers fail loudly
+        write_table(results, readme, "counterfact")

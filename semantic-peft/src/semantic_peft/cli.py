@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--readme", default=None, help="also regenerate the results table of this README (default: none)"
     )
+    reproduce.add_argument(
+        "--readme-section",
+        default="results",
+        help="README markers to fill: results (+ claims), the built-in table; another NAME fills "
+        "<!-- NAME:start/end --> and <!-- NAME-claims:start/end --> (e.g. zsre, counterfact)",
+    )
     curve = commands["interference"]
     curve.add_argument(
         "--sizes", type=int, nargs="+", default=[1, 5, 10, 25, 50, 100, 200], help="facts learned jointly"
@@ -102,9 +108,9 @@ def _main(argv: Sequence[str] | None) -> int:
             args.only = part_rows(args.rows, args.part)
 
         if args.table_only:
-            write_table(args.results, args.readme)
+            write_table(args.results, args.readme, args.readme_section)
         else:
-            reproduce(args.rows, args.results, rest, args.readme, args.only)
+            reproduce(args.rows, args.results, rest, args.readme, args.only, args.readme_section)
         return 0
     config = load_config(ExperimentConfig, args.config, rest, package=PACKAGE)
     if args.command == "train":

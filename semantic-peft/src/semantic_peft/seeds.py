@@ -26,6 +26,21 @@ def seed_folders(results_dir: str | Path) -> list[Path]:
     return sorted(folders, key=lambda p: int(p.name[5:])) or [Path(results_dir)]
 
 
+def data_label(rows: list[dict[str, Any]]) -> str:
+    """What the aggregated ``rows`` were measured on, for the tables' notes: ``"200 built-in facts"``
+    or ``"200 facts from `shared:knowledge-editing/zsre_mend_eval_1000.json`"`` (the rows'
+    ``data.source`` and fact count; every source named when rows differ)."""
+    groups: dict[str, set[Any]] = {}
+    for row in rows:
+        groups.setdefault(row.get("data_source") or "builtin", set()).add(row.get("facts"))
+    parts = []
+    for source, counts in groups.items():
+        n = "/".join(str(c) for c in sorted(counts, key=str) if c is not None)
+        n = f"{n} " if n else ""
+        parts.append(f"{n}built-in facts" if source == "builtin" else f"{n}facts from `{source}`")
+    return " and ".join(parts) if parts else "unknown data"
+
+
 def _mean_lists(lists: list[list[float]]) -> list[float]:
     return [statistics.fmean(column) for column in zip(*lists)]
 
@@ -49,6 +64,7 @@ def aggregate(results_dir: str | Path) -> list[dict[str, Any]]:
             "_file": file,
             "label": records[0].get("label", file),
             "facts": records[0].get("facts"),
+            "data_source": ((records[0].get("config") or {}).get("data") or {}).get("source"),
             "seeds": [r["_seed_folder"] for r in records],
             "git_commit": sorted({str(r.get("git_commit")) for r in records}),
             "device": records[-1].get("device"),
