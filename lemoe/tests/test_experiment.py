@@ -96,8 +96,13 @@ def test_harness_writes_rows_table_figure_and_readme(tmp_path, monkeypatch):
     scores = experiment.evaluate_saved(str(tmp_path / "adaptor"), "tiny", str(data), limit=6, batch_size=32)
     for key in ("rel", "gen", "loc"):
         assert scores[key] == pytest.approx(lemoe["metrics"][key], abs=1e-9), key
-    # a later run of fewer methods into the same folder tabulates its own rows only
+    # a later part of the same experiment (fewer methods) keeps the earlier parts' rows in the table
     cfg.methods, cfg.readme, cfg.save_adaptor = ["ft_l"], None, None
+    experiment.run_experiment(cfg)
+    table = (out / "table.md").read_text()
+    assert "| FT-L |" in table and "| LEMoE (KV anchor" in table
+    # another experiment (here: another step budget) into the same folder tabulates its own rows only
+    cfg.lemoe.train.max_steps = 5
     experiment.run_experiment(cfg)
     table = (out / "table.md").read_text()
     assert "| FT-L |" in table and "LEMoE" not in table and (out / "lemoe.json").exists()
@@ -157,6 +162,10 @@ def test_headline_row_runs_on_records_without_a_subject(tmp_path, monkeypatch):
     assert row["gate"] == "activation" and "subject" not in row["label"]
     # the subject-string view is left out (no subjects), the two other gates are scored on the same experts
     assert {p.stem for p in (tmp_path / "o").glob("*.json")} == {"lemoe", "lemoe_gate_none", "lemoe_gate_calibrated"}
+    cfg.gate_views, cfg.output_dir = False, str(tmp_path / "headline_only")  # one scoring of the final model
+    experiment.run_experiment(cfg)
+    assert {p.stem for p in (tmp_path / "headline_only").glob("*.json")} == {"lemoe"}
+    assert json.loads((tmp_path / "headline_only" / "lemoe.json").read_text())["metrics"] == row["metrics"]
 
 
 def test_every_method_edits_under_bf16_autocast_and_logs_each_batch_to_the_tracker(tmp_path, monkeypatch, request):
@@ -211,3 +220,63 @@ def test_gradient_accumulation_is_refused_by_name(capsys):
     assert main(["edit", "--accelerator.gradient_accumulation_steps", "4"]) == 2
     err = capsys.readouterr().err
     assert "accelerator.gradient_accumulation_steps=4" in err and len(err.strip().splitlines()) == 1
+
+
+def test_stopped_and_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(
+        experiment, "load_model", lambda name, device, device_map="none": (tiny_model("llama"), TOKENIZER)
+    )
+    data = tmp_path / "edits.jsonl"
+    data.write_text(
+        "\n".join(
+            json.dumps(
+                {
+                    "prompt": f"fact {c} is",
+                    "target": c * 2,
+                    "rephrase": f"the fact {c} is",
+                    "locality_prompt": f"other {c}",
+                    "locality_answer": "ok",
+                }
+            )
+            for c in "abcd"
+        )
+    )
+
+    def config(out: str, **kw) -> ExperimentConfig:
+        cfg = ExperimentConfig(
+            model="tiny",
+            data=str(data),
+            num_edits=4,
+            batch_size=1,
+            methods=["lemoe", "wise", "grace", "lora", "ft_l"],
+            output_dir=str(tmp_path / out),
+            **kw,
+        )
+        cfg.lemoe.adaptor.layer, cfg.lemoe.adaptor.expert_width, cfg.lemoe.router.dim = 1, 16, 8
+        cfg.lemoe.adaptor.max_experts = 3  # the last batch trains the last expert again, with replay
+        cfg.lemoe.train.max_steps, cfg.lemoe.train.progress = 8, False
+        cfg.plan.embedder = "model"
+        return cfg
+
+    experiment.run_experiment(config("straight"))
+    parts = config("parts", stop_after_batches=2)
+    experiment.run_experiment(parts)  # batches 1-2
+    assert not list((tmp_path / "parts").glob("*.json"))
+    assert sorted(p.name for p in (tmp_path / "parts" / "checkpoints").iterdir()) == [
+        f"{m}.pt" for m in sorted(parts.methods)
+    ]
+    with pytest.raises(ConfigError, match=r"config differs in lemoe.train.lr: 0.01 -> 0.02"):
+        bad = config("parts", stop_after_batches=2)
+        bad.lemoe.train.lr = 2e-2
+        experiment.run_experiment(bad)
+    experiment.run_experiment(parts)  # batches 3-4, stops before scoring
+    assert not list((tmp_path / "parts").glob("*.json"))
+    experiment.run_experiment(parts)  # scores the final models
+    assert not list((tmp_path / "parts" / "checkpoints").iterdir())
+    straight = {p.name: json.loads(p.read_text()) for p in (tmp_path / "straight").glob("*.json")}
+    resumed = {p.name: json.loads(p.read_text()) for p in (tmp_path / "parts").glob("*.json")}
+    assert sorted(resumed) == sorted(straight) and "lemoe_gate_none.json" in resumed
+    for name, row in straight.items():
+        for key in ("metrics", "curve", "samples", "steps_per_batch"):
+            assert resumed[name][key] == row[key], (name, key)
+    assert "| GRACE (codebook) |" in (tmp_path / "parts" / "table.md").read_text()

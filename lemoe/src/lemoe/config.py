@@ -300,6 +300,21 @@ class ExperimentConfig:
         ),
     )
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))
+    gate_views: bool = field(
+        default=True,
+        metadata=_h(
+            "also score the lemoe row's experts under the other no-expert paths (rows lemoe_gate_*); each "
+            "view costs a full scoring of the final model"
+        ),
+    )
+    stop_after_batches: int = field(
+        default=0,
+        metadata=_h(
+            "edit at most this many batches of each method, then save a checkpoint under "
+            "<output_dir>/checkpoints and stop without scoring or writing its row; running the same "
+            "command again resumes from it (0 = no limit; lemoe.checkpoint)"
+        ),
+    )
     generation_metrics: bool = field(
         default=True,
         metadata=_h(
@@ -336,6 +351,14 @@ class ExperimentConfig:
 
     def __post_init__(self):
         check_choices(self)
+        if self.stop_after_batches < 0:
+            raise ConfigError(
+                f"option 'stop_after_batches' must be 0 (no limit) or more, got {self.stop_after_batches}"
+            )
+        if self.stop_after_batches and self.num_runs != 1:
+            raise ConfigError(
+                f"option 'stop_after_batches' needs num_runs=1 (got {self.num_runs}): a checkpoint holds one run"
+            )
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown:
             raise ConfigError(f"option 'methods' holds unknown methods {unknown}; expected some of {list(METHODS)}")

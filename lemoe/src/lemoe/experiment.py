@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from lemoe import checkpoint
 from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor, UneditedEditor, WISEEditor
 from lemoe.config import METHODS, ExperimentConfig, TrainConfig
 from lemoe.data import EditRequest, load_edits, unrelated_text
@@ -148,40 +149,66 @@ def run_method(
     sets: EvalSets,
     cfg: ExperimentConfig,
     accelerator,
-) -> dict[str, dict]:
+) -> dict[str, dict] | None:
     """Edit a fresh copy of the model batch by batch; returns {row name: {final, curve, train_s}}.
 
     Every forward runs under ``accelerator.autocast`` (bf16 on a GPU with ``mixed_precision: auto``);
-    each batch's NLL, steps and seconds go to the accelerator's tracker."""
+    each batch's NLL, steps and seconds go to the accelerator's tracker. A checkpoint of this method
+    in ``cfg.output_dir`` is resumed from; with ``cfg.stop_after_batches`` the run saves one and
+    returns None once it has edited that many batches (lemoe.checkpoint)."""
     seed_everything(cfg.lemoe.seed)
-    model = copy.deepcopy(base_model)
-    editor = make_editor(method, model, tokenizer, cfg)
-    editor.autocast = accelerator.autocast
+    saved_at = checkpoint.checkpoint_path(cfg.output_dir, method)
+    state = checkpoint.load(saved_at, cfg, batches)
     views = {method: None}
-    if method == "lemoe":  # the other no-expert paths on the same trained experts (they do not change training)
+    if method == "lemoe" and cfg.gate_views:  # the other no-expert paths on the same experts (training is the same)
         has_subjects = all(r.subject for batch in batches for r in batch)
         for gate in GATE_TEXT:
             if gate != cfg.lemoe.router.null_threshold and (gate != "subject" or has_subjects):
                 views[f"lemoe_gate_{gate}"] = gate
-    curves: dict[str, list[dict]] = {name: [] for name in views}
-    samples: dict[str, list[dict]] = {name: [] for name in views}  # the final model's texts
-    edited: list[int] = []
-    train_s = 0.0
-    for b, batch in enumerate(batches):
+    if state is None:
+        state = {
+            "editor": make_editor(method, copy.deepcopy(base_model), tokenizer, cfg),
+            "next_batch": 0,
+            "edited": [],  # indices of the requests edited so far
+            "train_s": 0.0,
+            "curves": {name: [] for name in views},
+        }
+    else:
+        log.info("%s: resuming from %s at batch %d/%d", method, saved_at, state["next_batch"] + 1, len(batches))
+    editor, curves, edited = state["editor"], state["curves"], state["edited"]
+    editor.autocast = accelerator.autocast
+    budget, edited_now = cfg.stop_after_batches, 0
+    for b in range(state["next_batch"], len(batches)):
+        if budget and edited_now == budget:
+            break
+        batch = batches[b]
         start = time.perf_counter()
         record = editor.edit(batch)
-        train_s += time.perf_counter() - start
+        state["train_s"] += time.perf_counter() - start
         edited.extend(index[id(r)] for r in batch)
+        state["next_batch"], edited_now = b + 1, edited_now + 1
         log.info("%s batch %d/%d: %d steps, nll %.4f", method, b + 1, len(batches), record["steps"], record["nll"])
         accelerator.log({f"{method}/{k}": record[k] for k in ("nll", "steps", "sequences", "train_s")})
-        last = b == len(batches) - 1
-        if cfg.eval_each_batch or last:
+        if cfg.eval_each_batch and b < len(batches) - 1:
             for name, null in views.items():
                 with _null_view(editor, null):
-                    scores = per_example(
-                        editor, sets, generation=last and cfg.generation_metrics, samples=samples[name]
-                    )
-                    curves[name].append({"edits": len(edited), **summarise(scores, edited)})
+                    curves[name].append({"edits": len(edited), **summarise(per_example(editor, sets), edited)})
+    if budget and edited_now == budget:  # also after the last batch: the final scoring is a part of its own
+        checkpoint.save(saved_at, state, cfg, batches)
+        log.info(
+            "%s: stopped after %d batches (stop_after_batches), %d/%d done; checkpoint %s",
+            method,
+            edited_now,
+            state["next_batch"],
+            len(batches),
+            saved_at,
+        )
+        return None
+    samples: dict[str, list[dict]] = {name: [] for name in views}  # the final model's texts
+    for name, null in views.items():
+        with _null_view(editor, null):
+            scores = per_example(editor, sets, generation=cfg.generation_metrics, samples=samples[name])
+            curves[name].append({"edits": len(edited), **summarise(scores, edited)})
     if method == "lemoe" and cfg.save_adaptor:
         editor.save_pretrained(cfg.save_adaptor)
     configured = editor.config.router.null_threshold if isinstance(editor, LEMoEEditor) else None
@@ -189,7 +216,7 @@ def run_method(
         name: {
             "final": curves[name][-1],
             "curve": curves[name],
-            "train_s": train_s,
+            "train_s": state["train_s"],
             "history": editor.history,
             "samples": samples[name],
             "gate": views[name] or configured,
@@ -218,7 +245,10 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
     """Run every method of ``cfg.methods`` on ``cfg.num_runs`` slices of T edits; write results.
 
     Each method's row files are written (with the table and figure so far) as soon as that
-    method has finished all its runs, so a run stopped later keeps every finished row.
+    method has finished all its runs, so a run stopped later keeps every finished row. The table
+    also holds the rows that earlier parts of the same experiment wrote into ``output_dir`` (same
+    config but for the options in ``checkpoint.IGNORED``, e.g. another ``methods`` list); a method
+    stopped by ``stop_after_batches`` leaves a checkpoint instead of a row.
     """
     started = time.perf_counter()
     seed_everything(cfg.lemoe.seed)
@@ -242,27 +272,39 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
         p.requires_grad_(False)
     runs = [prepare_run(run, data, base_model, tokenizer, cfg) for run in range(cfg.num_runs)]
     out_dir = Path(cfg.output_dir)
-    written: list[str] = []
+    # rows that earlier parts of this experiment wrote (same config but for checkpoint.IGNORED)
+    written = [r["method"] for r in _rows(out_dir) if checkpoint.same_experiment(r.get("config"), cfg)]
+    stopped: list[str] = []
     for method in cfg.methods:
         order = "random" if method == "lemoe_random" else ("cluster" if method.startswith("lemoe") else "random")
         rows: dict[str, list[dict]] = {}
         for index, sets, plans in runs:
-            for name, result in run_method(
-                method, base_model, tokenizer, plans[order], index, sets, cfg, accelerator
-            ).items():
+            results = run_method(method, base_model, tokenizer, plans[order], index, sets, cfg, accelerator)
+            if results is None:  # stopped at stop_after_batches (num_runs is 1 then)
+                stopped.append(method)
+                continue
+            for name, result in results.items():
                 result["order"] = order if method.startswith("lemoe") else "random"
                 rows.setdefault(name, []).append(result)
         for name, results in rows.items():
             final = write_row(name, results, cfg, time.perf_counter() - started)
             accelerator.log({f"{name}/final/{k}": v for k, v in final.items()})
-            written.append(name)
-        write_summary(out_dir, written, cfg)
+            written = [*(n for n in written if n != name), name]
+        if rows:
+            checkpoint.checkpoint_path(out_dir, method).unlink(missing_ok=True)
+            write_summary(out_dir, written, cfg)
     stale = sorted(r["method"] for r in _rows(out_dir) if r["method"] not in written)
     if stale:
-        log.warning("%s: row files of an earlier run left out of the table and figure: %s", out_dir, stale)
-    if cfg.readme:
+        log.warning("%s: row files of another experiment left out of the table and figure: %s", out_dir, stale)
+    if stopped:
+        log.warning(
+            "stopped after %d batches (stop_after_batches): %s; run the same command again to resume",
+            cfg.stop_after_batches,
+            ", ".join(stopped),
+        )
+    if cfg.readme and written:
         replace_marked_section(cfg.readme, cfg.readme_section, (out_dir / "table.md").read_text())
-    log.info("wrote %s", ", ".join(str(out_dir / f"{n}.json") for n in written))
+    log.info("rows in %s: %s", out_dir, ", ".join(written))
     accelerator.end_training()
     return [config_to_dict(cfg)]
 
