@@ -55,6 +55,19 @@ class ModelConfig(_Checked):
             "so the pretrained encoder sees the pretrained embeddings; needs embedding_dim == hidden_size)"
         },
     )
+    input_scaling: Literal["none", "sqrt_abar"] = field(
+        default="none",
+        metadata={
+            "help": "none (DiffuSeq: the denoiser reads x_t) | sqrt_abar (it reads sqrt(abar_t) x_t at target "
+            "positions, the linear least-squares estimate of unit-variance x0, so the noise it is handed "
+            "shrinks to 0 at t = T instead of filling the target slots; abar of the base schedule, linear "
+            "for info)"
+        },
+    )
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={"help": "keep the word embeddings (the x0 targets and the rounding head) fixed at their init"},
+    )
 
 
 @dataclass
@@ -107,6 +120,14 @@ class TrainConfig(_Checked):
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     lr: float = field(default=2e-3, metadata={"help": "AdamW learning rate (paper: 1e-4)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    pretrained_lr_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "with model.init_from: lr factor for the parameters copied from the pretrained encoder "
+            "(its layers, position, segment and word embeddings, embedding LayerNorm); the new ones "
+            "(projections, time embedding) keep train.lr"
+        },
+    )
     warmup_steps: int = field(default=50, metadata={"help": "linear warm-up, then linear decay to 0"})
     ema_decay: float = field(default=0.995, metadata={"help": "EMA decay (paper: 0.9999)"})
     timestep_sampler: Literal["uniform", "lossaware"] = field(

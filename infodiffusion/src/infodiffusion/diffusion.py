@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from infodiffusion.information import InformationScores
 from infodiffusion.model import DiffusionTransformer
-from infodiffusion.schedule import NoiseSchedule
+from infodiffusion.schedule import NoiseSchedule, base_alpha_bar
 from shared_utils.errors import ConfigError
 
 
@@ -178,6 +178,31 @@ class TextDiffusion:
             return None
         return self.info.normalised(ids, target_mask)
 
+    def denoise(
+        self,
+        model: DiffusionTransformer,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        target_mask: torch.Tensor,
+        self_cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """x̂₀ = f_θ(x_t, t): with ``model.input_scaling sqrt_abar`` the target positions of x_t are
+        first multiplied by sqrt(ᾱ_t) of the base schedule (linear for ``info``), E[x₀ | x_t] for
+        unit-variance Gaussian x₀: the signal stays, the noise handed to the denoiser goes from
+        variance 0 (t = 0) through at most 1/4 back to 0 at t = T."""
+        core = getattr(model, "module", model)
+        if core.config.input_scaling == "sqrt_abar":
+            scale = self.base_alpha_bar(t).to(x_t).sqrt().view(-1, 1, 1)
+            x_t = torch.where(target_mask.bool().unsqueeze(-1), scale * x_t, x_t)
+        return model(x_t, t, target_mask, self_cond)
+
+    def base_alpha_bar(self, t: torch.Tensor) -> torch.Tensor:
+        """Scalar ᾱ(t) [B] of the base schedule (``info``: its λ = 0 linear base), clipped like ᾱ."""
+        s = self.schedule
+        if not s.per_token:
+            return s.alpha_bar(t).squeeze(1)
+        return base_alpha_bar("linear", t.double(), s.steps).clamp(s.eps, 1 - s.eps).float()
+
     # ------------------------------------------------------------------ training
     def training_losses(
         self,
@@ -199,8 +224,8 @@ class TextDiffusion:
         prev = None
         if self_cond:
             with torch.no_grad():
-                prev = model(x_t, t, target_mask, None).detach()
-        x0_hat = model(x_t, t, target_mask, prev)
+                prev = self.denoise(model, x_t, t, target_mask, None).detach()
+        x0_hat = self.denoise(model, x_t, t, target_mask, prev)
         mse = masked_mean((x0_hat - x_start) ** 2, target_mask)
         mse_t1 = masked_mean((x0_hat - x_mean) ** 2, target_mask)
         mse = torch.where(t == 1, mse_t1, mse)
@@ -265,7 +290,7 @@ class TextDiffusion:
         ids = None
         for i, t in enumerate(grid):
             tt = torch.full((shape[0],), t, device=x.device, dtype=torch.long)
-            x0_hat = model(x, tt, target_mask, prev)
+            x0_hat = self.denoise(model, x, tt, target_mask, prev)
             # self-conditioning is fed the raw estimate, as in training (not the clamped one)
             prev = x0_hat
             ids = None

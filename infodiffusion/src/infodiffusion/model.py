@@ -47,6 +47,8 @@ class DiffusionTransformer(nn.Module):
             raise ConfigError("model.init_projections identity needs model.init_from (a pretrained encoder)")
         self.word_embedding = nn.Embedding(vocab_size, d)
         nn.init.normal_(self.word_embedding.weight, std=1.0)  # DiffuSeq: N(0, 1), comparable to the noise
+        if config.freeze_embeddings:  # fixed x₀ targets and rounding head (set by init_from, if any)
+            self.word_embedding.weight.requires_grad_(False)
         in_dim = 2 * d if config.self_conditioning else d
         self.input_up_proj = nn.Sequential(nn.Linear(in_dim, h), nn.Tanh(), nn.Linear(h, h))
         self.time_embed = nn.Sequential(nn.Linear(h, 4 * h), nn.SiLU(), nn.Linear(4 * h, h))
@@ -69,6 +71,19 @@ class DiffusionTransformer(nn.Module):
         bert._attn_implementation = "sdpa"
         self.encoder = BertEncoder(bert)
         self.output_down_proj = nn.Sequential(nn.Linear(h, h), nn.Tanh(), nn.Linear(h, d))
+
+    # parameters that :func:`init_from_encoder` copies from the pretrained encoder (by name prefix)
+    PRETRAINED_PREFIXES = ("encoder.", "position_embedding.", "segment_embedding.", "layer_norm.", "word_embedding.")
+
+    def param_groups(self, lr: float, pretrained_lr_scale: float = 1.0) -> list[dict]:
+        """AdamW groups: with ``init_from`` the pretrained parameters at ``lr · pretrained_lr_scale``,
+        the rest (projections, time embedding) at ``lr``; one group otherwise. Frozen ones are left out."""
+        params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        if not self.config.init_from or pretrained_lr_scale == 1.0:
+            return [{"params": [p for _, p in params], "lr": lr}]
+        old = [p for n, p in params if n.startswith(self.PRETRAINED_PREFIXES)]
+        new = [p for n, p in params if not n.startswith(self.PRETRAINED_PREFIXES)]
+        return [{"params": new, "lr": lr}, {"params": old, "lr": lr * pretrained_lr_scale}]
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """EMB(w): ids [B, L] -> [B, L, d]."""

@@ -180,7 +180,8 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
     if cfg.model.init_from and not tc.resume:
         init_from_encoder(model, cfg.model.init_from, artifacts.vocab.full_ids)
     diffusion: TextDiffusion = artifacts.diffusion
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    groups = model.param_groups(tc.lr, tc.pretrained_lr_scale)
+    optimizer = torch.optim.AdamW(groups, lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc.warmup_steps, tc.steps))
     model, optimizer = accelerator.prepare(model, optimizer)
     core = accelerator.unwrap_model(model)

@@ -65,7 +65,7 @@ with torch.no_grad():
         tt = torch.full((len(ids),), t, dtype=torch.long)
         abar = art.diffusion.schedule.alpha_bar(tt, art.diffusion.token_info(ids, mask))
         x_t = q_sample(x0, abar, torch.randn(x0.shape, generator=gen), mask)
-        x0_hat = model(x_t, tt, mask, None)
+        x0_hat = art.diffusion.denoise(model, x_t, tt, mask, None)
         pred = model.logits(x0_hat).argmax(-1)
         raw = model.logits(x_t / abar.sqrt().unsqueeze(-1)).argmax(-1)
         sq = ((x0_hat - x0) ** 2).mean(-1)
