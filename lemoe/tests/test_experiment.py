@@ -248,7 +248,7 @@ def test_stopped_and_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_p
             data=str(data),
             num_edits=4,
             batch_size=1,
-            methods=["lemoe", "wise", "grace", "lora", "ft_l"],
+            methods=["lemoe", "wise", "grace", "lora", "ft_l", "alphaedit"],
             output_dir=str(tmp_path / out),
             **kw,
         )
@@ -262,9 +262,11 @@ def test_stopped_and_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_p
     parts = config("parts", stop_after_batches=2)
     experiment.run_experiment(parts)  # batches 1-2
     assert not list((tmp_path / "parts").glob("*.json"))
-    assert sorted(p.name for p in (tmp_path / "parts" / "checkpoints").iterdir()) == [
-        f"{m}.pt" for m in sorted(parts.methods)
-    ]
+    assert sorted(p.name for p in (tmp_path / "parts" / "checkpoints").iterdir()) == sorted(
+        [f"{m}.pt" for m in parts.methods] + ["eval_sets.pt"]
+    )
+    # later parts take the evaluation sets and batch plans the first one saved
+    monkeypatch.setattr(experiment, "prepare_run", lambda *a, **k: pytest.fail("eval sets prepared again"))
     with pytest.raises(ConfigError, match=r"config differs in lemoe.train.lr: 0.01 -> 0.02"):
         bad = config("parts", stop_after_batches=2)
         bad.lemoe.train.lr = 2e-2
@@ -272,7 +274,7 @@ def test_stopped_and_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_p
     experiment.run_experiment(parts)  # batches 3-4, stops before scoring
     assert not list((tmp_path / "parts").glob("*.json"))
     experiment.run_experiment(parts)  # scores the final models
-    assert not list((tmp_path / "parts" / "checkpoints").iterdir())
+    assert [p.name for p in (tmp_path / "parts" / "checkpoints").iterdir()] == ["eval_sets.pt"]
     straight = {p.name: json.loads(p.read_text()) for p in (tmp_path / "straight").glob("*.json")}
     resumed = {p.name: json.loads(p.read_text()) for p in (tmp_path / "parts").glob("*.json")}
     assert sorted(resumed) == sorted(straight) and "lemoe_gate_none.json" in resumed

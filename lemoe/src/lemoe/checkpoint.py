@@ -13,11 +13,18 @@ gives the numbers of an uninterrupted one (tested). It is refused when the exper
 differs (every key but those in ``IGNORED``, named in the error) or the batch plan differs. It is
 a pickle (``torch.save`` of Python objects): load only checkpoints this package wrote. It is
 deleted once the method's row is written.
+
+Preparing the evaluation sets (the unedited model's locality answers, continuations and perplexity
+for every edit; at T = 998 more than 6 CPU minutes) is the same for every part, so a run with
+``stop_after_batches`` keeps them in ``checkpoints/eval_sets.pt`` with the batch plans, and later
+parts of the same experiment load them instead; a part with another config is refused before it
+prepares anything.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -29,6 +36,9 @@ from lemoe.data import EditRequest
 from shared_utils.atomic import atomic_file
 from shared_utils.config import diff_configs, flatten_config
 from shared_utils.errors import ConfigError
+from shared_utils.tracking import get_logger
+
+log = get_logger("lemoe")
 
 # options that may change between the parts of one experiment: which methods a part runs, how far
 # it goes, and where its table is copied to
@@ -69,6 +79,13 @@ def _set_rng_states(states: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def _refuse_other_config(path: Path, saved: dict[str, Any], config: Any) -> None:
+    diffs = diff_configs(saved, experiment_key(config))
+    if diffs:
+        listed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in diffs)
+        raise ConfigError(f"cannot resume from {path}: the config differs in {listed} (delete the file to start over)")
+
+
 def save(path: Path, state: dict[str, Any], config: Any, batches: list[list[EditRequest]]) -> Path:
     """Write ``state`` (editor, loop bookkeeping) with the config, plan and random states, atomically.
 
@@ -98,13 +115,28 @@ def load(path: Path, config: Any, batches: list[list[EditRequest]]) -> dict[str,
     if not path.is_file():
         return None
     payload = torch.load(path, weights_only=False)
-    diffs = diff_configs(payload.pop("config"), experiment_key(config))
-    if diffs:
-        listed = "; ".join(f"{key}: {old!r} -> {new!r}" for key, old, new in diffs)
-        raise ConfigError(f"cannot resume from {path}: the config differs in {listed} (delete the file to start over)")
+    _refuse_other_config(path, payload.pop("config"), config)
     if payload.pop("plan") != plan_fingerprint(batches):
         raise ConfigError(
             f"cannot resume from {path}: its batch plan differs from this run's (delete it to start over)"
         )
     _set_rng_states(payload.pop("rng"))
     return payload
+
+
+def prepared_runs(output_dir: str | Path, config: Any, build: Callable[[], list[tuple]]) -> list[tuple]:
+    """The runs' (index, eval sets, batch plans) of ``experiment.prepare_run``: loaded from
+    ``checkpoints/eval_sets.pt`` when an earlier part of the same experiment saved them, else built
+    by ``build()`` and saved; ConfigError naming the keys when they were saved for another config.
+    The index (request object → position) is rebuilt from the sets' requests, which the plans share
+    (one pickle keeps their identity)."""
+    path = Path(output_dir) / "checkpoints" / "eval_sets.pt"
+    if path.is_file():
+        payload = torch.load(path, weights_only=False)
+        _refuse_other_config(path, payload["config"], config)
+        log.info("evaluation sets and batch plans from %s", path)
+        return [({id(r): i for i, r in enumerate(sets.requests)}, sets, plans) for sets, plans in payload["runs"]]
+    runs = build()
+    with atomic_file(path) as tmp:
+        torch.save({"config": experiment_key(config), "runs": [(sets, plans) for _, sets, plans in runs]}, tmp)
+    return runs

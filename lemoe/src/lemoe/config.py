@@ -16,7 +16,9 @@ from shared_utils.config import check_choices
 from shared_utils.device import AcceleratorConfig
 from shared_utils.errors import ConfigError
 
-Method = Literal["lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace", "wise", "unedited"]
+Method = Literal[
+    "lemoe", "lemoe_subject", "lemoe_random", "token_moe", "ft_l", "lora", "grace", "wise", "alphaedit", "unedited"
+]
 METHODS: tuple[str, ...] = get_args(Method)
 NullGate = Literal["activation", "none", "calibrated", "subject"]  # the no-expert paths of router.null_threshold
 DataFormat = Literal["auto", "zsre", "counterfact", "jsonl", "builtin"]
@@ -224,8 +226,34 @@ class WISEConfig:
 
 
 @dataclass
+class AlphaEditConfig:
+    """AlphaEdit (Fang et al. 2025; lemoe.baselines.alphaedit): null-space constrained closed-form edits of the
+    adaptor layer's down-projection, no training loop."""
+
+    keys: Literal["answer", "last_prompt"] = field(
+        default="answer",
+        metadata=_h(
+            "key positions of an edit: every position that predicts an answer token, or the last prompt token "
+            "only (one key per edit, as the paper at the subject's last token)"
+        ),
+    )
+    v_lr: float = field(default=0.5, metadata=_h("Adam learning rate of each key's value vector δ"))
+    v_steps: int = field(default=25, metadata=_h("gradient steps of the value optimisation per batch"))
+    v_weight_decay: float = field(default=1e-3, metadata=_h("weight of ‖δ‖² beside the target NLL"))
+    clamp_norm: float = field(default=4.0, metadata=_h("‖δ‖ is clamped to clamp_norm × ‖W k‖ (ROME's clamp)"))
+    l2: float = field(default=10.0, metadata=_h("λ of Eq. 15, the ridge term of the closed-form update"))
+    nullspace_threshold: float = field(
+        default=1e-2,
+        metadata=_h("eigenvalues of the preserved keys' covariance below this × the largest span the null space"),
+    )
+    null_data: str = field(
+        default="builtin", metadata=_h("preserved text K₀ ('builtin' = the package's unrelated calibration lines)")
+    )
+
+
+@dataclass
 class BaselineConfig:
-    """Settings of the baselines run in the same harness (FT-L, LoRA, GRACE, WISE)."""
+    """Settings of the baselines run in the same harness (FT-L, LoRA, GRACE, WISE, AlphaEdit)."""
 
     ftl_module: str = field(
         default="down_proj",
@@ -243,6 +271,7 @@ class BaselineConfig:
     )
     grace_lr: float = field(default=0.1, metadata=_h("GRACE: learning rate of the codebook values"))
     wise: WISEConfig = field(default_factory=WISEConfig)
+    alphaedit: AlphaEditConfig = field(default_factory=AlphaEditConfig)
 
 
 @dataclass
@@ -295,8 +324,8 @@ class ExperimentConfig:
         ],
         metadata=_h(
             "methods to run: lemoe, lemoe_subject (subject-span routing value), lemoe_random, token_moe, ft_l, "
-            "lora, grace, wise, unedited (the base model: trivial baseline); lemoe also reports its trained "
-            "experts under the other no-expert paths (lemoe_gate_*)"
+            "lora, grace, wise, alphaedit (training-free), unedited (the base model: trivial baseline); lemoe "
+            "also reports its trained experts under the other no-expert paths (lemoe_gate_*)"
         ),
     )
     eval_each_batch: bool = field(default=True, metadata=_h("also score after each batch (for the figure)"))

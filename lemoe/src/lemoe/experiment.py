@@ -15,7 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from lemoe import checkpoint
-from lemoe.baselines import FTLEditor, GRACEEditor, LoRAEditor, UneditedEditor, WISEEditor
+from lemoe.baselines import AlphaEditEditor, FTLEditor, GRACEEditor, LoRAEditor, UneditedEditor, WISEEditor
 from lemoe.config import METHODS, ExperimentConfig, TrainConfig
 from lemoe.data import EditRequest, load_edits, unrelated_text
 from lemoe.editor import LEMoEEditor
@@ -63,6 +63,7 @@ LABELS = {
     "lora": "LoRA (peft)",
     "grace": "GRACE (codebook)",
     "wise": "WISE (side memory)",
+    "alphaedit": "AlphaEdit (null-space closed form, training-free)",
     "unedited": "Unedited model (trivial baseline)",
 }
 
@@ -135,6 +136,8 @@ def make_editor(method: str, model, tokenizer, cfg: ExperimentConfig):
         return GRACEEditor(model, tokenizer, lemoe.adaptor, lemoe.train, b.grace_lr, b.grace_eps)
     if method == "wise":
         return WISEEditor(model, tokenizer, lemoe.adaptor, lemoe.train, cfg.baselines.wise)
+    if method == "alphaedit":
+        return AlphaEditEditor(model, tokenizer, lemoe.adaptor, lemoe.train, cfg.baselines.alphaedit)
     if method == "unedited":
         return UneditedEditor(model, tokenizer, lemoe.adaptor.layer, lemoe.train)
     raise ValueError(f"unknown method {method!r} in methods; expected some of {list(METHODS)}")
@@ -270,8 +273,12 @@ def run_experiment(cfg: ExperimentConfig) -> list[dict]:
     base_model.eval()
     for p in base_model.parameters():
         p.requires_grad_(False)
-    runs = [prepare_run(run, data, base_model, tokenizer, cfg) for run in range(cfg.num_runs)]
     out_dir = Path(cfg.output_dir)
+
+    def prepare() -> list[tuple]:
+        return [prepare_run(run, data, base_model, tokenizer, cfg) for run in range(cfg.num_runs)]
+
+    runs = checkpoint.prepared_runs(out_dir, cfg, prepare) if cfg.stop_after_batches else prepare()
     # rows that earlier parts of this experiment wrote (same config but for checkpoint.IGNORED)
     written = [r["method"] for r in _rows(out_dir) if checkpoint.same_experiment(r.get("config"), cfg)]
     stopped: list[str] = []
