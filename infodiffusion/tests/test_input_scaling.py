@@ -96,3 +96,19 @@ def test_pretrained_parameters_get_their_own_lr():
     names = {id(p): n for n, p in model.named_parameters()}
     assert {names[id(p)].split(".")[0] for p in new["params"]} == {"input_up_proj", "time_embed", "output_down_proj"}
     assert {names[id(p)].split(".")[0] for p in old["params"]} == {"position_embedding", "layer_norm", "encoder"}
+
+
+def test_unweighted_losses_equal_weighted_ones_under_the_uniform_sampler(tmp_path, tiny_overrides):
+    """train.importance_weights false only drops the 1 / (T p_t) factors, which are 1 when t is uniform."""
+    out = {}
+    for flag in ("true", "false"):
+        o = {
+            **tiny_overrides,
+            "train.steps": "2",
+            "train.timestep_sampler": "uniform",
+            "train.importance_weights": flag,
+            "output_dir": tmp_path / flag,
+        }
+        assert main(["train", *[f"--{k}={v}" for k, v in o.items()]]) == 0
+        out[flag] = load_file(str(tmp_path / flag / "model" / "model.safetensors"))
+    assert all(torch.equal(out["true"][k], out["false"][k]) for k in out["true"])

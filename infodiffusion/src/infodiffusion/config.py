@@ -133,6 +133,13 @@ class TrainConfig(_Checked):
     timestep_sampler: Literal["uniform", "lossaware"] = field(
         default="lossaware", metadata={"help": "how training steps t are drawn"}
     )
+    importance_weights: bool = field(
+        default=True,
+        metadata={
+            "help": "weight each loss by 1 / (T p_t) (unbiased: the objective stays uniform over t); false with "
+            "lossaware: not reweighted, so the objective leans toward the high-loss (high-noise) steps it draws more"
+        },
+    )
     self_cond_prob: float = field(default=0.5, metadata={"help": "probability of the self-conditioning pass"})
     grad_clip: float = field(default=1.0, metadata={"help": "max gradient norm (0: off)"})
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = field(

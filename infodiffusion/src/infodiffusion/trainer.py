@@ -207,6 +207,8 @@ def train(cfg: InfoDiffusionConfig, artifacts: RunArtifacts | None = None) -> di
             mask = mask_all[idx[lo : lo + micro]].to(device)
             t, weights = sampler.sample(len(ids))
             t, weights = t.to(device), weights.to(device)
+            if not tc.importance_weights:
+                weights = torch.ones_like(weights)
             use_sc = cfg.model.self_conditioning and bool(torch.rand(()) < tc.self_cond_prob)
             with accelerator.accumulate(model), accelerator.autocast():
                 terms = diffusion.training_losses(model, ids, mask, t, self_cond=use_sc)
