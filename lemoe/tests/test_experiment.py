@@ -5,10 +5,11 @@ import pytest
 from accelerate.state import AcceleratorState
 from conftest import TOKENIZER, tiny_model
 
-from lemoe import experiment
+from lemoe import checkpoint, experiment
 from lemoe.cli import main
 from lemoe.config import ExperimentConfig
 from lemoe.data import load_edits
+from shared_utils.config import config_to_dict
 from shared_utils.errors import ConfigError
 
 
@@ -282,3 +283,13 @@ def test_stopped_and_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_p
         for key in ("metrics", "curve", "samples", "steps_per_batch"):
             assert resumed[name][key] == row[key], (name, key)
     assert "| GRACE (codebook) |" in (tmp_path / "parts" / "table.md").read_text()
+
+
+def test_a_row_belongs_to_the_experiment_whose_options_it_shares():
+    cfg = ExperimentConfig()
+    saved = config_to_dict(cfg)
+    saved["methods"], saved["stop_after_batches"] = ["wise"], 25  # another part of the same experiment
+    del saved["gate_views"]  # written before the option existed
+    assert checkpoint.same_experiment(saved, cfg)
+    saved["lemoe"]["train"]["lr"] = 0.5
+    assert not checkpoint.same_experiment(saved, cfg) and not checkpoint.same_experiment(None, cfg)

@@ -55,8 +55,12 @@ def experiment_key(config: Any) -> dict[str, Any]:
 
 
 def same_experiment(saved_config: dict[str, Any] | None, config: Any) -> bool:
-    """Whether a row written with ``saved_config`` belongs to the experiment ``config`` describes."""
-    return saved_config is not None and experiment_key(saved_config) == experiment_key(config)
+    """Whether a row written with ``saved_config`` belongs to the experiment ``config`` describes: equal on
+    every option both have (one added to the package after the row was written does not split it)."""
+    if saved_config is None:
+        return False
+    saved, now = experiment_key(saved_config), experiment_key(config)
+    return all(saved[key] == now[key] for key in saved.keys() & now.keys())
 
 
 def plan_fingerprint(batches: list[list[EditRequest]]) -> list[list[str]]:
