@@ -1,7 +1,6 @@
 """One tiny run in a fresh process (``python determinism_worker.py OUT THREADS``): the teacher cache's
 bytes, the loss history and the greedy and sampled outputs, as JSON, for test_determinism.py."""
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -24,16 +23,11 @@ cfg = tiny_config(
     **{"student.init": "teacher_prune", "student.num_layers": 2, "student.intermediate_size": 32, "train.steps": 3},
 )
 cache = TeacherCache(teacher, examples, [0, 2, 4], 8, 1.0, len(tokenizer), tokenizer.pad_token_id, batch_size=4)
-digest = hashlib.sha256()
-for index in sorted(cache.entries):
-    top_lp, top_ids, hidden = cache.entries[index]
-    for tensor in (top_lp, top_ids, *hidden):
-        digest.update(tensor.numpy().tobytes())
 result = train(cfg, teacher, tokenizer, examples, teacher_cache=cache, progress=False)
 prompts = ["### Instruction: What is it?", "Name three fruits:"]
 student = result.distiller.student
 out = {
-    "cache_sha256": digest.hexdigest(),
+    "cache_sha256": cache.digest(),
     "covered": cache.mean_covered_mass,
     "history": [{k: v for k, v in h.items() if k not in ("step_time_s", "step_cpu_s")} for h in result.history],
     "greedy": generate(student, tokenizer, prompts, 6, 2, 64),

@@ -93,6 +93,22 @@ def test_cache_with_all_tokens_gives_the_live_losses(tmp_path, teacher, tokenize
     assert float(cached["inter"].detach()) == pytest.approx(float(live["inter"].detach()), rel=1e-3)
 
 
+def test_teacher_cache_digest_names_its_bytes(tokenizer, teacher):
+    """The digest recorded in every row: equal for the same teacher outputs, different for one bit."""
+    examples = make_examples(tokenizer, 4)
+
+    def build():
+        return TeacherCache(teacher, examples, [0, 2], 8, 1.0, len(tokenizer), tokenizer.pad_token_id, batch_size=3)
+
+    first, nudged, flipped = build(), build(), build()
+    assert first.digest() == build().digest() and len(first.digest()) == 64
+    top_lp = nudged.entries[2][0]
+    top_lp[0, 0] = torch.nextafter(top_lp[0, 0], torch.tensor(0.0))  # one ulp, the size of the issue's change
+    assert nudged.digest() != first.digest()
+    flipped.entries[3][2][1].view(torch.int16)[0, 0] ^= 1  # the last bit of one fp16 hidden state
+    assert flipped.digest() != first.digest()
+
+
 def test_mismatched_vocabularies_fail_clearly(tokenizer):
     other = make_tokenizer(extra_words=("<extra>",))
     with pytest.raises(VocabularyMismatchError, match=r"vocabularies differ.*only in student: \['<extra>'\]"):

@@ -65,6 +65,8 @@ def test_skip_done_keeps_rows_of_this_commit_and_reruns_the_others(tiny_reproduc
     assert run("--skip-done") == ["sft", "kd_fkl"]  # nothing written yet: every row runs
     first = {name: (results / f"{name}.json").read_bytes() for name in ("sft", "kd_fkl")}
     assert {json.loads(b)["git_commit"] for b in first.values()} == {"c1"}
+    kd = json.loads(first["kd_fkl"])  # what a rerun compares first: the teacher cache's bytes and the CPU kernels
+    assert len(kd["teacher_cache_sha256"]) == 64 and kd["cpu_kernels"]["aten_cpu_capability"]
 
     assert run("--skip-done") == []  # both written by this commit: kept byte for byte
     assert {name: (results / f"{name}.json").read_bytes() for name in first} == first

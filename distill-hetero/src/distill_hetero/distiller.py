@@ -8,6 +8,7 @@ w's fixed, learned or set from the losses' history (``weighting.py``).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 
 import torch
@@ -81,6 +82,7 @@ class TeacherCache:
     ):
         self.layers, self.top_k = list(layers), top_k
         self.entries: dict[int, tuple] = {}
+        self._digest: str | None = None
         device = next(teacher.parameters()).device
         covered = []
         for start in tqdm(range(0, len(examples), batch_size), desc="teacher cache", leave=False):
@@ -98,6 +100,20 @@ class TeacherCache:
                 hidden = [out.hidden[k][row, :n].to(torch.float16).cpu() for k in self.layers]
                 self.entries[example.index] = (top_lp[rows].cpu(), top_ids[rows].cpu(), hidden)
         self.mean_covered_mass = float(torch.cat(covered).mean())
+
+    def digest(self) -> str:
+        """sha256 of every cached tensor's bytes (examples in index order): two runs whose teacher
+        outputs differ in a single bit have different digests, so a rerun can tell from the results
+        files alone whether its teacher cache was the committed run's (issue 13 item 3)."""
+        if self._digest is not None:  # the entries never change after construction
+            return self._digest
+        sha = hashlib.sha256()
+        for index in sorted(self.entries):
+            top_lp, top_ids, hidden = self.entries[index]
+            for tensor in (top_lp, top_ids, *hidden):
+                sha.update(tensor.contiguous().numpy().tobytes())
+        self._digest = sha.hexdigest()
+        return self._digest
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> TeacherOutputs:
         device = batch["input_ids"].device

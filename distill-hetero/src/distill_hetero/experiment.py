@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -317,9 +319,41 @@ def run_row(name: str, cfg: RunConfig, teacher, tokenizer, records, examples, se
             "mapping": result.mapping,
             "history": result.history,
             "teacher_cache_covered_mass": cache.mean_covered_mass if cache else None,
+            "teacher_cache_sha256": cache.digest() if cache else None,
+            "cpu_kernels": cpu_kernels(),
             "examples": per_example,
         },
     )
+
+
+# CPU features that change which kernels torch and MKL run (and so the float rounding)
+KERNEL_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile")
+
+
+def cpu_kernels() -> dict:
+    """What decides the rounding of a CPU run besides the code: the processor, torch's ATen CPU
+    capability (the vectorised kernels it dispatches to), the features MKL picks its GEMM code path
+    from, the thread count and the environment variables that override these. Two runs of the same
+    commit on machines that differ here can differ in the 7th digit of the teacher's outputs and, after
+    training, in a few greedy outputs (results/distill-hetero/rerun_check)."""
+    model, flags = platform.processor(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    return {
+        "cpu_model": model,
+        "aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": [f for f in KERNEL_FLAGS if f in flags],
+        "torch_threads": torch.get_num_threads(),
+        "env": {k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA") if k in os.environ},
+    }
 
 
 def build_teacher_cache(base: RunConfig, cfgs: list[RunConfig], teacher, tokenizer, examples) -> TeacherCache | None:
@@ -411,7 +445,12 @@ def reproduce(
                 metrics,
                 base,
                 wall_time_s=time.time() - t0,
-                extra={"row": "teacher", "label": ROW_LABELS["teacher"], "examples": per_example},
+                extra={
+                    "row": "teacher",
+                    "label": ROW_LABELS["teacher"],
+                    "examples": per_example,
+                    "cpu_kernels": cpu_kernels(),
+                },
             )
         )
     for name in BASELINES:
