@@ -241,7 +241,7 @@ class AlphaEditConfig:
     v_steps: int = field(default=25, metadata=_h("gradient steps of the value optimisation per batch"))
     v_weight_decay: float = field(default=1e-3, metadata=_h("weight of ‖δ‖² beside the target NLL"))
     clamp_norm: float = field(default=4.0, metadata=_h("‖δ‖ is clamped to clamp_norm × ‖W k‖ (ROME's clamp)"))
-    l2: float = field(default=10.0, metadata=_h("λ of Eq. 15, the ridge term of the closed-form update"))
+    l2: float = field(default=0.1, metadata=_h("λ of Eq. 15, the ridge term of the closed-form update (dev sweep)"))
     nullspace_threshold: float = field(
         default=1e-2,
         metadata=_h("eigenvalues of the preserved keys' covariance below this × the largest span the null space"),
