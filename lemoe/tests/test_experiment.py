@@ -283,6 +283,14 @@ def test_stopped_and_resumed_run_gives_the_numbers_of_an_uninterrupted_one(tmp_p
         for key in ("metrics", "curve", "samples", "steps_per_batch"):
             assert resumed[name][key] == row[key], (name, key)
     assert "| GRACE (codebook) |" in (tmp_path / "parts" / "table.md").read_text()
+    # `lemoe render` rebuilds the same table from the row files alone
+    table = (tmp_path / "parts" / "table.md").read_text()
+    (tmp_path / "parts" / "table.md").unlink()
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- t:start -->\n<!-- t:end -->\n")
+    assert main(["render", str(tmp_path / "parts"), "--readme", str(readme), "--section", "t"]) == 0
+    assert (tmp_path / "parts" / "table.md").read_text() == table and table.strip() in readme.read_text()
+    assert main(["render", str(tmp_path / "nothing")]) == 2
 
 
 def test_a_row_belongs_to_the_experiment_whose_options_it_shares():
@@ -290,6 +298,8 @@ def test_a_row_belongs_to_the_experiment_whose_options_it_shares():
     saved = config_to_dict(cfg)
     saved["methods"], saved["stop_after_batches"] = ["wise"], 25  # another part of the same experiment
     del saved["gate_views"]  # written before the option existed
+    assert checkpoint.same_experiment(saved, cfg)
+    saved["lemoe"]["train"]["progress"] = not cfg.lemoe.train.progress  # display only
     assert checkpoint.same_experiment(saved, cfg)
     saved["lemoe"]["train"]["lr"] = 0.5
     assert not checkpoint.same_experiment(saved, cfg) and not checkpoint.same_experiment(None, cfg)

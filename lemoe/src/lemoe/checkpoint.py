@@ -41,8 +41,21 @@ from shared_utils.tracking import get_logger
 log = get_logger("lemoe")
 
 # options that may change between the parts of one experiment: which methods a part runs, how far
-# it goes, and where its table is copied to
-IGNORED = ("methods", "stop_after_batches", "readme", "readme_section", "save_adaptor")
+# it goes, where its table is copied to, and what it shows or logs while running
+IGNORED = (
+    "methods",
+    "stop_after_batches",
+    "readme",
+    "readme_section",
+    "save_adaptor",
+    "lemoe.train.progress",
+    "accelerator.tracker",
+    "accelerator.project_name",
+)
+
+
+def _ignored(key: str) -> bool:
+    return any(key == name or key.startswith(f"{name}.") for name in IGNORED)
 
 
 def checkpoint_path(output_dir: str | Path, method: str) -> Path:
@@ -51,7 +64,7 @@ def checkpoint_path(output_dir: str | Path, method: str) -> Path:
 
 def experiment_key(config: Any) -> dict[str, Any]:
     """The flattened config without the ``IGNORED`` keys: equal for every part of one experiment."""
-    return {k: v for k, v in flatten_config(config).items() if k.split(".")[0] not in IGNORED}
+    return {k: v for k, v in flatten_config(config).items() if not _ignored(k)}
 
 
 def same_experiment(saved_config: dict[str, Any] | None, config: Any) -> bool:

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     summ.add_argument("--output", default=None, help="also write the table here (markdown)")
     summ.add_argument("--readme", default=None, help="README whose results-<name> section takes the table")
     summ.add_argument("--section", default="results-zsre-seeds", help="README section name (default %(default)s)")
+    render = sub.add_parser(
+        "render", help="rebuild a results folder's table.md and figures from all its row files (no editing)"
+    )
+    render.add_argument("folder", help="output folder of `lemoe edit`")
+    render.add_argument("--readme", default=None, help="README whose section takes the table")
+    render.add_argument("--section", default="results", help="README section name (default %(default)s)")
     bench = sub.add_parser("bench", help="editing throughput, inference latency ratio, memory per expert")
     bench.add_argument("--model", default="smollm2-135m-instruct")
     bench.add_argument("--edits", type=int, default=20, help="edits per method (one batch)")
@@ -94,6 +100,17 @@ def _main(argv: Sequence[str] | None) -> int:
         print(table)
         if args.output:
             atomic_write_text(args.output, table)
+        if args.readme:
+            replace_marked_section(args.readme, args.section, table)
+        return 0
+    if args.command == "render":
+        from lemoe.experiment import render_folder
+        from shared_utils.results import check_marked_section, replace_marked_section
+
+        if args.readme:
+            check_marked_section(args.readme, args.section)
+        table = render_folder(args.folder)
+        print(table)
         if args.readme:
             replace_marked_section(args.readme, args.section, table)
         return 0

@@ -409,6 +409,17 @@ def write_row(name: str, results: list[dict], cfg: ExperimentConfig, wall_s: flo
     return avg["final"]
 
 
+def render_folder(out_dir: str | Path) -> str:
+    """``table.md``, ``metrics_vs_edits.png`` and ``batch_cost.png`` of every row file in ``out_dir`` (``lemoe
+    render``: e.g. after a part of another config's options was added by hand); returns the table."""
+    out_dir = Path(out_dir)
+    if not _rows(out_dir):
+        raise ConfigError(f"{out_dir} holds no row files of `lemoe edit`")
+    plot_curves(out_dir)
+    plot_batch_cost(out_dir)
+    return render_table(out_dir)
+
+
 def write_summary(out_dir: Path, methods: list[str], cfg: ExperimentConfig) -> None:
     """``table.md``, ``metrics_vs_edits.png``, ``batch_cost.png`` and ``config.yaml`` for the rows
     ``methods`` written so far."""
