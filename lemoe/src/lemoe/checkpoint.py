@@ -41,9 +41,11 @@ from shared_utils.tracking import get_logger
 log = get_logger("lemoe")
 
 # options that may change between the parts of one experiment: which methods a part runs, how far
-# it goes, where its table is copied to, and what it shows or logs while running
+# it goes, where it writes (a folder may be written in a clone and copied) and its table is copied to,
+# and what it shows or logs while running
 IGNORED = (
     "methods",
+    "output_dir",
     "stop_after_batches",
     "readme",
     "readme_section",
