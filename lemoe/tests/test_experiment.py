@@ -303,3 +303,9 @@ def test_a_row_belongs_to_the_experiment_whose_options_it_shares():
     assert checkpoint.same_experiment(saved, cfg)
     saved["lemoe"]["train"]["lr"] = 0.5
     assert not checkpoint.same_experiment(saved, cfg) and not checkpoint.same_experiment(None, cfg)
+
+
+def test_edit_that_stops_before_any_row_exits_cleanly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(experiment, "run_experiment", lambda cfg: None)  # every method stopped: no table yet
+    assert main(["edit", "--config", "tiny", "--output_dir", str(tmp_path), "--stop_after_batches", "1"]) == 0
+    assert "run the same command again" in capsys.readouterr().out

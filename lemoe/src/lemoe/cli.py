@@ -85,7 +85,11 @@ def _main(argv: Sequence[str] | None) -> int:
 
         cfg = load_config(ExperimentConfig, args.config, rest, package="lemoe")  # checks every option first
         run_experiment(cfg)
-        print((Path(cfg.output_dir) / "table.md").read_text())
+        table = Path(cfg.output_dir) / "table.md"
+        if table.is_file():
+            print(table.read_text())
+        else:  # every method stopped at stop_after_batches before its first row
+            print(f"no rows yet in {cfg.output_dir}: run the same command again to resume from its checkpoints")
         return 0
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
