@@ -177,7 +177,7 @@ def run_method(
             "curves": {name: [] for name in views},
         }
     else:
-        log.info("%s: resuming from %s at batch %d/%d", method, saved_at, state["next_batch"] + 1, len(batches))
+        log.info("%s: resuming from %s after %d of %d batches", method, saved_at, state["next_batch"], len(batches))
     editor, curves, edited = state["editor"], state["curves"], state["edited"]
     editor.autocast = accelerator.autocast
     budget, edited_now = cfg.stop_after_batches, 0
