@@ -80,6 +80,16 @@ def ffn_path(model: nn.Module, cfg: AdaptorConfig) -> str:
     )
 
 
+def down_projection_name(ffn: nn.Module, method: str) -> str:
+    """Attribute name of the FFN's down-projection (``down_proj``, GPT-2's ``c_proj``, ``fc2``, ``w2``); the
+    error names ``method`` and the FFN's children."""
+    name = next((n for n in ("down_proj", "c_proj", "fc2", "w2") if hasattr(ffn, n)), None)
+    if name is None:
+        children = [n for n, _ in ffn.named_children()]
+        raise ValueError(f"{method}: the FFN has no down-projection among {children} (expected down_proj or c_proj)")
+    return name
+
+
 def hidden_size(model: nn.Module) -> int:
     config = model.config
     for name in ("hidden_size", "n_embd", "d_model"):

@@ -291,6 +291,22 @@ class SequentialEditor:
     def _end_batch(self) -> None:
         """Freeze what trained on the batch, store anchors, calibrate thresholds."""
 
+    def _layer_cache(self, enc: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """Hidden states entering the edited layer (nothing below it changes during a batch), or None when
+        ``train.cache_prefix`` is off or the model's layers cannot be run from there."""
+        if not (self.train_cfg.cache_prefix and supports_prefix_cache(self.model)):
+            return None
+        return layer_input(self.model, self.layer, enc["input_ids"], enc["attention_mask"])
+
+    def _final_hidden(self, enc: dict[str, torch.Tensor], h: torch.Tensor | None) -> torch.Tensor:
+        """Final hidden states of the training batch ``enc``: from the cached layer input ``h`` through the
+        upper layers only, or a full forward when there is no cache."""
+        if h is not None:
+            return upper_hidden(self.model, self.layer, h, enc["attention_mask"])
+        return self.model(
+            input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True, use_cache=False
+        ).hidden_states[-1]
+
     def edit(self, requests: list[EditRequest]) -> dict[str, float]:
         """Train on one batch of edit requests; returns the final loss and the steps taken."""
         if not requests:
@@ -313,8 +329,7 @@ class SequentialEditor:
         )
         self._prepare_encoded(enc)
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.train_cfg.weight_decay)
-        use_cache = self.train_cfg.cache_prefix and supports_prefix_cache(self.model)
-        h = layer_input(self.model, self.layer, enc["input_ids"], enc["attention_mask"]) if use_cache else None
+        h = self._layer_cache(enc)
         bar = tqdm(
             range(self.train_cfg.max_steps),
             desc=f"{self.name} batch {len(self.history) + 1}",
@@ -325,15 +340,7 @@ class SequentialEditor:
         for step in range(1, self.train_cfg.max_steps + 1):
             steps = step
             with self._forward(enc["input_ids"], enc["attention_mask"], enc["prompt_mask"], training=True):
-                if h is not None:
-                    hidden = upper_hidden(self.model, self.layer, h, enc["attention_mask"])
-                else:
-                    hidden = self.model(
-                        input_ids=enc["input_ids"],
-                        attention_mask=enc["attention_mask"],
-                        output_hidden_states=True,
-                        use_cache=False,
-                    ).hidden_states[-1]
+                hidden = self._final_hidden(enc, h)
                 nll = target_nll(self.model, hidden, enc["labels"])
                 extra = self._extra_loss()
                 now = continuation_logits(self.model, hidden, enc["continuation_mask"]) if weight else None

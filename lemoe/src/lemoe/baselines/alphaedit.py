@@ -32,7 +32,7 @@ import time
 import torch
 from torch import nn
 
-from lemoe.adaptor import ffn_path, get_submodule
+from lemoe.adaptor import down_projection_name, ffn_path, get_submodule
 from lemoe.baselines.grace import last_positions
 from lemoe.config import AdaptorConfig, AlphaEditConfig, TrainConfig
 from lemoe.data import EditRequest, unrelated_text
@@ -40,11 +40,8 @@ from lemoe.training import (
     SequentialEditor,
     encode_pairs,
     encode_texts,
-    layer_input,
     module_input,
-    supports_prefix_cache,
     target_nll,
-    upper_hidden,
 )
 from shared_utils.tracking import get_logger
 
@@ -78,12 +75,7 @@ class AlphaEditEditor(SequentialEditor):
     def __init__(self, model: nn.Module, tokenizer, adaptor: AdaptorConfig, train: TrainConfig, cfg: AlphaEditConfig):
         super().__init__(model, tokenizer, adaptor.layer, train, cfg.v_lr)
         ffn = get_submodule(model, ffn_path(model, adaptor))
-        name = next((n for n in ("down_proj", "c_proj", "fc2", "w2") if hasattr(ffn, n)), None)
-        if name is None:
-            children = [n for n, _ in ffn.named_children()]
-            raise ValueError(
-                f"AlphaEdit: the FFN has no down-projection among {children} (expected down_proj or c_proj)"
-            )
+        name = down_projection_name(ffn, "AlphaEdit")
         self.down: nn.Module = getattr(ffn, name)
         # nn.Linear stores W as d_model × d_ff; GPT-2's Conv1D as its transpose
         self.transposed = not isinstance(self.down, nn.Linear)
@@ -108,8 +100,11 @@ class AlphaEditEditor(SequentialEditor):
         predicts = enc["labels"][:, 1:] != -100  # position t predicts token t + 1
         return torch.cat([predicts, torch.zeros_like(predicts[:, :1])], 1)
 
-    def _values(self, enc: dict[str, torch.Tensor], mask: torch.Tensor, base_out: torch.Tensor) -> torch.Tensor:
-        """δᵢ per key: the vectors added to W's output at the key positions that minimise the target NLL."""
+    def _values(
+        self, enc: dict[str, torch.Tensor], mask: torch.Tensor, base_out: torch.Tensor
+    ) -> tuple[torch.Tensor, float]:
+        """(δᵢ per key, the last step's target NLL): the vectors added to W's output at the key positions
+        that minimise the target NLL."""
         delta = torch.zeros_like(base_out, requires_grad=True)
         limit = self.cfg.clamp_norm * base_out.norm(dim=-1, keepdim=True)
 
@@ -120,21 +115,11 @@ class AlphaEditEditor(SequentialEditor):
 
         handle = self.down.register_forward_hook(add_delta)
         optimizer = torch.optim.Adam([delta], lr=self.cfg.v_lr)
-        use_cache = self.train_cfg.cache_prefix and supports_prefix_cache(self.model)
-        h = layer_input(self.model, self.layer, enc["input_ids"], enc["attention_mask"]) if use_cache else None
+        h = self._layer_cache(enc)
         try:
             for _ in range(self.cfg.v_steps):
                 with self.autocast():
-                    if h is not None:
-                        hidden = upper_hidden(self.model, self.layer, h, enc["attention_mask"])
-                    else:
-                        hidden = self.model(
-                            input_ids=enc["input_ids"],
-                            attention_mask=enc["attention_mask"],
-                            output_hidden_states=True,
-                            use_cache=False,
-                        ).hidden_states[-1]
-                    nll = target_nll(self.model, hidden, enc["labels"])
+                    nll = target_nll(self.model, self._final_hidden(enc, h), enc["labels"])
                 loss = nll + self.cfg.v_weight_decay * (delta**2).sum(-1).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -143,8 +128,7 @@ class AlphaEditEditor(SequentialEditor):
                     delta.mul_(torch.clamp(limit / delta.norm(dim=-1, keepdim=True).clamp_min(1e-12), max=1.0))
         finally:
             handle.remove()
-        self._last_nll = float(nll.detach())
-        return delta.detach()
+        return delta.detach(), float(nll.detach())
 
     def edit(self, requests: list[EditRequest]) -> dict[str, float]:
         """One closed-form update of W for the batch (no step loop of the harness)."""
@@ -157,7 +141,7 @@ class AlphaEditEditor(SequentialEditor):
         keys = module_input(self.model, self.down, enc["input_ids"], enc["attention_mask"])[mask].float()
         with torch.no_grad():
             base_out = self.down(keys)
-        residuals = self._values(enc, mask, base_out)
+        residuals, nll = self._values(enc, mask, base_out)
         with torch.no_grad():
             delta_w = alphaedit_update(residuals, keys, self.projection, self.earlier, self.cfg.l2)
             self.down.weight += (delta_w.T if self.transposed else delta_w).to(self.down.weight.dtype)
@@ -168,7 +152,7 @@ class AlphaEditEditor(SequentialEditor):
             "sequences": len(requests),
             "keys": len(keys),
             "steps": self.cfg.v_steps,
-            "nll": self._last_nll,
+            "nll": nll,
             "train_s": time.perf_counter() - start,
         }
         self.history.append(record)

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lemoe.adaptor import ffn_path, get_submodule
+from lemoe.adaptor import down_projection_name, ffn_path, get_submodule
 from lemoe.config import AdaptorConfig, TrainConfig, WISEConfig
 from lemoe.data import EditRequest, unrelated_text
 from lemoe.training import SequentialEditor, encode_texts, fresh_forward_inputs, module_input
@@ -119,10 +119,7 @@ class WISEEditor(SequentialEditor):
     def __init__(self, model: nn.Module, tokenizer, adaptor: AdaptorConfig, train: TrainConfig, cfg: WISEConfig):
         super().__init__(model, tokenizer, adaptor.layer, train, cfg.lr)
         ffn = get_submodule(model, ffn_path(model, adaptor))
-        name = next((n for n in ("down_proj", "c_proj", "fc2", "w2") if hasattr(ffn, n)), None)
-        if name is None:
-            children = [n for n, _ in ffn.named_children()]
-            raise ValueError(f"WISE: the FFN has no down-projection among {children} (expected down_proj or c_proj)")
+        name = down_projection_name(ffn, "WISE")
         self.memory = SideMemory(getattr(ffn, name))
         setattr(ffn, name, self.memory)
         self.cfg = cfg
